@@ -1,0 +1,236 @@
+"""The *Style Transfer* dock widget: UI wiring only; the engine lives in ``core``.
+
+The run is the core's step generator inside a napari generator ``thread_worker``.
+Every layer update happens in the main thread from the worker's ``yielded``
+signal; the UI is reset on ``finished`` (which fires for success, cancel and
+error alike), and references to the run are dropped there so memory is freed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+
+from . import _layers
+from .core.options import Options
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image
+
+    from .core import Step, StyleTransfer
+    from .core.record import RunRecord
+
+_DEFAULTS = Options()
+WEIGHT_SOURCES = ["torchvision", "caffe", "random", "file"]
+
+
+class StyleTransferWidget(Container):
+    """Pick content and style layers, set weights, Run; previews stream into one layer."""
+
+    preview_interval = 0.1
+    """Seconds between canvas updates; previews arriving faster are skipped (not the last)."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(scrollable=False)
+        from .core.devices import available_devices
+
+        self._viewer = viewer
+        self.content = create_widget(annotation="napari.layers.Image", name="content")
+        self.style = create_widget(annotation="napari.layers.Image", name="style")
+        self.method = ComboBox(name="method", choices=["gatys"], value="gatys")
+        self.content_weight = _weight("content_weight", _DEFAULTS.content_weight)
+        self.style_weight = _weight("style_weight", _DEFAULTS.style_weight)
+        self.tv_weight = _weight("tv_weight", _DEFAULTS.tv_weight)
+        self.iterations = SpinBox(
+            name="iterations", value=_DEFAULTS.iterations, min=1, max=100_000, step=50
+        )
+        self.size = SpinBox(
+            name="size", value=_DEFAULTS.size, min=32, max=16384, step=64,
+            tooltip="Longest side of the working image in pixels; the result is resized back.",
+        )
+        self.device = ComboBox(name="device", choices=available_devices(), value="auto")
+        self.weights = ComboBox(
+            name="weights", choices=WEIGHT_SOURCES, value=_DEFAULTS.weights,
+            tooltip="torchvision downloads ~550 MB once; random is offline but not artistic.",
+        )
+        self.weights_file = FileEdit(name="weights_file", label="weights file", visible=False,
+                                     filter="*.pth *.pt")
+        self.checkpoint = FileEdit(name="checkpoint", visible=False, filter="*.pth *.pt")
+        self.seed = SpinBox(name="seed", value=_DEFAULTS.seed, min=0, max=2**31 - 1)
+        self.run = PushButton(name="run", text="Run")
+        self.cancel = PushButton(name="cancel", text="Cancel", enabled=False)
+        self.status = Label(name="status", value="")
+        self.extend([
+            self.content, self.style, self.method, self.content_weight, self.style_weight,
+            self.tv_weight, self.iterations, self.size, self.device, self.weights,
+            self.weights_file, self.checkpoint, self.seed, self.run, self.cancel, self.status,
+        ])  # fmt: skip
+
+        self.weights.changed.connect(self._on_weights_changed)
+        self.run.changed.connect(self._on_run)
+        self.cancel.changed.connect(self._on_cancel)
+
+        self._worker: Any = None
+        self._job: StyleTransfer | None = None
+        self._record: RunRecord | None = None
+        self._output: Image | None = None
+        self._output_spec: dict[str, Any] = {}
+        self._progress: progress | None = None
+        self._last_preview = 0.0
+
+    # -- UI -> run ---------------------------------------------------------------
+
+    def options(self) -> dict[str, Any]:
+        """The widget's settings as engine options (same names as the CLI flags)."""
+        weights = self.weights.value
+        if weights == "file":
+            weights = str(self.weights_file.value)
+        return {
+            "method": self.method.value,
+            "content_weight": self.content_weight.value,
+            "style_weight": self.style_weight.value,
+            "tv_weight": self.tv_weight.value,
+            "iterations": self.iterations.value,
+            "size": self.size.value,
+            "device": self.device.value,
+            "weights": weights,
+            "seed": self.seed.value,
+        }
+
+    def _on_run(self) -> None:
+        if self._worker is not None:
+            return
+        try:
+            job, names = self._prepare()
+        except ValueError as exc:
+            show_error(f"Style transfer: {exc}")
+            return
+        self._start(job, names)
+
+    def _prepare(self) -> tuple[StyleTransfer, dict[str, Any]]:
+        from .core import prepare
+
+        content, style = self.content.value, self.style.value
+        if content is None or style is None:
+            raise ValueError("choose a content image layer and a style image layer")
+        if content is style:
+            raise ValueError("content and style are the same layer; pick a painting as style")
+        job = prepare(
+            _layers.plane_from_layer(content, self._viewer),
+            _layers.plane_from_layer(style, self._viewer),
+            contrast_limits=_layers.gray_contrast_limits(content),
+            preview_every=max(1, self.iterations.value // 100),
+            **self.options(),
+        )
+        spec = {
+            "name": _layers.output_name(content, style),
+            "geometry": _layers.output_geometry(content),
+            "sources": {"content": content.name, "style": style.name},
+        }
+        return job, spec
+
+    def _start(self, job: StyleTransfer, spec: dict[str, Any]) -> None:
+        from .core.record import RunRecord
+
+        self._job, self._output_spec, self._output = job, spec, None
+        self._record = RunRecord(job.options.to_dict(), spec["sources"])
+        self._progress = progress(total=job.options.iterations, desc="Style transfer")
+        self._progress.set_description("Style transfer: loading VGG19 weights")
+        self._set_running(True)
+        self._worker = create_worker(job.steps, _ignore_errors=True)
+        self._worker.yielded.connect(self._on_step)
+        self._worker.errored.connect(self._on_error)
+        self._worker.finished.connect(self._on_finished)
+        self._worker.start()
+
+    def _on_cancel(self) -> None:
+        if self._worker is None:
+            return
+        from .core import STOP
+
+        self.status.value = "cancelling…"
+        self.cancel.enabled = False
+        # The engine answers STOP with one last step that holds the best image so far.
+        self._worker.send(STOP)
+
+    # -- run -> UI (main thread) ------------------------------------------------
+
+    def _on_step(self, step: Step) -> None:
+        record, bar = self._record, self._progress
+        if record is None or bar is None:
+            return
+        record.update(step)
+        if step.iteration == 1 and self._job is not None:
+            record.info = self._job.info()
+            bar.set_description("Style transfer")
+        bar.update(step.iteration - bar.n)
+        self.status.value = (
+            f"iteration {step.iteration}/{step.total}  loss {step.losses['total']:.4g}"
+        )
+        now = time.perf_counter()
+        if step.image is not None and (step.done or now - self._last_preview >= self.preview_interval):
+            self._last_preview = now
+            self._show(step.image)
+        if self._output is not None:
+            self._output.metadata[_layers.RECORD_KEY] = record.to_dict()
+
+    def _show(self, image: Any) -> None:
+        output = self._output
+        if output is not None and output in self._viewer.layers:
+            output.data = image
+            return
+        spec = self._output_spec
+        self._output = _layers.add_output_layer(
+            self._viewer, image, spec["name"], spec["geometry"], self._record.to_dict()
+        )
+
+    def _on_error(self, exc: Exception) -> None:
+        if self._record is not None:
+            self._record.finish("failed", str(exc))
+            if self._output is not None:
+                self._output.metadata[_layers.RECORD_KEY] = self._record.to_dict()
+        show_error(f"Style transfer failed: {exc}")
+
+    def _on_finished(self) -> None:
+        record = self._record
+        if record is not None and record.status == "running":
+            record.finish("cancelled")
+        if record is not None and self._output is not None:
+            self._output.metadata[_layers.RECORD_KEY] = record.to_dict()
+        if self._progress is not None:
+            self._progress.close()
+        if record is not None and record.status != "failed":
+            show_info(f"Style transfer {record.status} after {record.iteration} iterations")
+        self.status.value = record.status if record is not None else ""
+        self._worker = self._job = self._progress = None
+        self._set_running(False)
+
+    def _set_running(self, running: bool) -> None:
+        self.run.enabled = not running
+        self.cancel.enabled = running
+
+    def _on_weights_changed(self, value: str) -> None:
+        self.weights_file.visible = value == "file"
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+
+def _weight(name: str, value: float) -> FloatSpinBox:
+    return FloatSpinBox(name=name, value=value, min=0.0, max=1e12, step=0.1)

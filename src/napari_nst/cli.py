@@ -1,0 +1,168 @@
+"""``napari-nst``: the engine from a terminal.
+
+Flags are the Python options in kebab-case and default to the same values (left
+unset here so :class:`~napari_nst.core.options.Options` stays the single source of
+defaults). Exit codes: 0 success, 2 bad input or usage (one line on stderr, no
+traceback), 1 anything else, 130 interrupted (the best image so far is saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ._io import read_image, write_image
+
+PROG = "napari-nst"
+
+
+class UsageError(Exception):
+    """Raised instead of argparse's print-usage-and-exit, to keep errors to one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(part) for part in _comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas: {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Neural style transfer for napari and the terminal.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("stylize", help="stylise CONTENT with STYLE and write OUT")
+    run.add_argument("content", metavar="CONTENT", help="content image file")
+    run.add_argument("style", metavar="STYLE", help="style image file (a painting)")
+    run.add_argument("-o", "--output", required=True, metavar="OUT", help="output image file")
+    opt = argparse.SUPPRESS
+    run.add_argument("--method", choices=["gatys", "fast"], default=opt)
+    run.add_argument("--iterations", type=int, default=opt, help="optimisation steps (500)")
+    run.add_argument("--size", type=int, default=opt, help="longest side of the working image (512)")
+    run.add_argument("--content-weight", type=float, default=opt, help="(1)")
+    run.add_argument("--style-weight", type=float, default=opt, help="per style layer (1e6)")
+    run.add_argument("--tv-weight", type=float, default=opt, help="total variation (1)")
+    run.add_argument("--content-layers", type=_comma_list, default=opt, help="(relu4_2)")
+    run.add_argument("--style-layers", type=_comma_list, default=opt, help="(relu1_1,...,relu5_1)")
+    run.add_argument("--style-layer-weights", type=_float_list, default=opt)
+    run.add_argument("--optimizer", choices=["lbfgs", "adam"], default=opt, help="(lbfgs)")
+    run.add_argument("--learning-rate", type=float, default=opt, help="(lbfgs 1, adam 0.02)")
+    run.add_argument("--lbfgs-history", type=int, default=opt, help="L-BFGS memory (50)")
+    run.add_argument("--init", choices=["content", "noise", "blend"], default=opt)
+    run.add_argument("--noise-ratio", type=float, default=opt, help="noise share of 'blend' (0.6)")
+    run.add_argument("--pooling", choices=["max", "avg"], default=opt, help="(max)")
+    run.add_argument(
+        "--weights", default=opt, help="torchvision (default), caffe, random, or a .pth path"
+    )
+    run.add_argument("--device", default=opt, help="auto (default), cpu, cuda, cuda:N, mps")
+    run.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=opt)
+    run.add_argument("--seed", type=int, default=opt, help="(0)")
+    run.add_argument("--preview-every", type=int, default=opt, help=argparse.SUPPRESS)
+    run.add_argument("--checkpoint", default=opt, help="fast-method model file")
+    run.add_argument("--log-json", metavar="PATH", help="write the run record as JSON")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    commands.add_parser("demo", help="open napari with sample data and the Style Transfer widget")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "demo":
+            return _demo()
+        return _stylize(args)
+    except UsageError as exc:
+        return _fail(2, str(exc))
+    except ValueError as exc:  # every input or option problem the engine reports
+        return _fail(2, str(exc))
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted")
+    except Exception as exc:
+        return _fail(1, f"{type(exc).__name__}: {exc}")
+
+
+def _stylize(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .core import prepare
+    from .core.record import RunRecord
+
+    skip = {"command", "content", "style", "output", "log_json", "quiet"}
+    options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in skip}
+    content = read_image(args.content, "content image")
+    style = read_image(args.style, "style image")
+    run = prepare(content, style, **options)
+    record = RunRecord(run.options.to_dict(), {"content": args.content, "style": args.style})
+    steps = run.steps()
+    result = None
+    bar = tqdm(total=run.options.iterations, unit="it", disable=args.quiet, file=sys.stderr)
+    try:
+        bar.set_description("loading VGG19 weights")
+        for step in steps:
+            bar.set_description("stylizing")
+            bar.set_postfix(loss=f"{step.losses['total']:.4g}", refresh=False)
+            bar.update(step.iteration - bar.n)
+            record.update(step)
+            result = step.image if step.image is not None else result
+    except KeyboardInterrupt:
+        # The interrupt lands inside the engine; keep the newest preview we have.
+        steps.close()
+        record.finish("cancelled", "interrupted")
+        if result is None:
+            raise
+        _save(result, args.output, args.log_json, record.to_dict() | run.info())
+        return _fail(130, f"interrupted; the newest preview was written to {args.output}")
+    finally:
+        bar.close()
+    _save(result, args.output, args.log_json, record.to_dict() | run.info())
+    return 0
+
+
+def _save(image: Any, output: str, log_json: str | None, log: dict[str, Any]) -> None:
+    """Write the image, then the record (CLI spelling: ``steps`` for the history)."""
+    path = write_image(output, image)
+    if log_json:
+        log["steps"] = log.pop("history")
+        log["output"] = str(path)
+        Path(log_json).write_text(json.dumps(log, indent=2) + "\n")
+
+
+def _demo() -> int:
+    import napari
+
+    viewer = napari.Viewer(title="napari-nst demo")
+    viewer.open_sample("napari-nst", "astronaut")
+    viewer.open_sample("napari-nst", "starry_night")
+    viewer.window.add_plugin_dock_widget("napari-nst", "Style Transfer")
+    napari.run()
+    return 0
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

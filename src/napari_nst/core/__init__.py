@@ -1,0 +1,7 @@
+"""The engine: pure PyTorch + NumPy, no napari and no Qt (importable headless)."""
+
+from .gatys import StyleTransfer, iter_stylize, prepare, stylize
+from .options import Options
+from .step import STOP, Step
+
+__all__ = ["STOP", "Options", "Step", "StyleTransfer", "iter_stylize", "prepare", "stylize"]

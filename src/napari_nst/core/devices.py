@@ -1,0 +1,109 @@
+"""Device choice and the precision policy.
+
+Convolutions dominate a style-transfer step. Where the hardware has fast bf16
+(CUDA with compute capability ≥ 8, CPUs whose oneDNN reports bf16 support) they run
+under bf16 autocast in channels-last layout; Gram matrices and losses stay fp32.
+Elsewhere, notably AVX2-only CPUs where bf16 is emulated and slower, fp32 is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+
+class DeviceError(ValueError):
+    """The requested device does not exist on this machine."""
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto`` prefers CUDA, then Apple's MPS, then the CPU; explicit names are checked."""
+    if not isinstance(spec, str):
+        raise DeviceError(f"device must be a string like 'auto', 'cpu' or 'cuda:0'; got {spec!r}")
+    spec = spec.strip().lower()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise DeviceError(
+            f"unknown device {spec!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError("CUDA was requested but no CUDA GPU is available; use device='cpu'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"{spec} was requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    elif device.type == "mps":
+        if not _mps_available():
+            raise DeviceError("MPS was requested but is not available; use device='cpu'")
+    elif device.type != "cpu":
+        raise DeviceError(f"unsupported device {spec!r}; use 'auto', 'cpu', 'cuda' or 'mps'")
+    return device
+
+
+def available_devices() -> list[str]:
+    """Choices to offer in a UI: always ``auto`` and ``cpu``, plus what exists."""
+    choices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        choices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if _mps_available():
+        choices.append("mps")
+    return choices
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    if device.type == "cpu":
+        with contextlib.suppress(AttributeError, RuntimeError):
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """``auto`` → ``bf16`` where it is fast on this device, else ``fp32``."""
+    if requested == "auto":
+        return "bf16" if bf16_is_fast(device) else "fp32"
+    if requested == "bf16" and device.type == "mps":
+        raise DeviceError("bf16 autocast is not supported on MPS; use precision='fp32'")
+    return requested
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, precision: str) -> Iterator[None]:
+    if precision == "bf16":
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+            yield
+    else:
+        yield
+
+
+def configure(device: torch.device) -> None:
+    """Per-process backend switches that only ever help this workload."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def release(device: torch.device) -> None:
+    """Give cached accelerator memory back once a run's tensors are gone."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        with contextlib.suppress(AttributeError, RuntimeError):
+            torch.mps.empty_cache()

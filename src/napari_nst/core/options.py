@@ -1,0 +1,169 @@
+"""Every user-facing knob of a run, validated once, in one place.
+
+The option names are the CLI flags in snake_case, so a ``--log-json`` record, a
+Python call and the widget all speak the same vocabulary. Validation happens
+before any heavy work so that a typo costs the user milliseconds, not a download.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, canonical_layer_name
+
+METHODS = ("gatys", "fast")
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise", "blend")
+POOLINGS = ("max", "avg")
+PRECISIONS = ("auto", "fp32", "bf16")
+DEFAULT_LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.02}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Parameters of one stylisation run; defaults are documented in the README.
+
+    The weights are calibrated for torchvision's VGG19 on inputs in [0, 1] with
+    ImageNet normalisation, mean-squared losses and Gram matrices divided by
+    C·H·W (the scaling of PyTorch's own neural-transfer tutorial): content 1,
+    style 1e6 per style layer, a light total-variation term.
+    """
+
+    method: str = "gatys"
+    iterations: int = 500
+    size: int = 512
+    content_weight: float = 1.0
+    style_weight: float = 1e6
+    tv_weight: float = 1.0
+    content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
+    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
+    style_layer_weights: tuple[float, ...] | None = None
+    optimizer: str = "lbfgs"
+    learning_rate: float | None = None
+    lbfgs_history: int = 50
+    init: str = "content"
+    noise_ratio: float = 0.6
+    pooling: str = "max"
+    weights: str = "torchvision"
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0
+    preview_every: int = 10
+    checkpoint: str | None = None
+    contrast_limits: tuple[float, float] | None = None
+
+    @classmethod
+    def from_kwargs(cls, options: dict[str, Any]) -> Options:
+        """Build validated options, naming the offending key or value on error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(map(repr, unknown))}; "
+                f"valid options are: {', '.join(sorted(known))}"
+            )
+        return cls(**options)
+
+    def __post_init__(self) -> None:
+        _choice("method", self.method, METHODS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("init", self.init, INITS)
+        _choice("pooling", self.pooling, POOLINGS)
+        _choice("precision", self.precision, PRECISIONS)
+        _integer("iterations", self.iterations, minimum=1)
+        _integer("size", self.size, minimum=32, maximum=16384)
+        _integer("lbfgs_history", self.lbfgs_history, minimum=1, maximum=1000)
+        _integer("seed", self.seed, minimum=0)
+        _integer("preview_every", self.preview_every, minimum=1)
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _non_negative(name, getattr(self, name))
+        _non_negative("noise_ratio", self.noise_ratio, maximum=1.0)
+        if self.learning_rate is not None:
+            _non_negative("learning_rate", self.learning_rate)
+            if self.learning_rate == 0:
+                raise ValueError("learning_rate must be greater than 0")
+        if not isinstance(self.weights, str) or not self.weights.strip():
+            raise ValueError("weights must be 'torchvision', 'caffe', 'random' or a file path")
+
+        content_layers = _layer_list("content_layers", self.content_layers)
+        style_layers = _layer_list("style_layers", self.style_layers)
+        object.__setattr__(self, "content_layers", content_layers)
+        object.__setattr__(self, "style_layers", style_layers)
+        if not content_layers and not style_layers:
+            raise ValueError("at least one content or style layer is needed")
+        object.__setattr__(self, "style_layer_weights", self._layer_weights())
+        if self.contrast_limits is not None:
+            object.__setattr__(self, "contrast_limits", _limits(self.contrast_limits))
+
+    @property
+    def lr(self) -> float:
+        """The learning rate in force: the user's, or the optimiser's default."""
+        return self.learning_rate or DEFAULT_LEARNING_RATE[self.optimizer]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters (tuples become lists) for run records."""
+        out = asdict(self)
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+    def _layer_weights(self) -> tuple[float, ...]:
+        if self.style_layer_weights is None:
+            return (1.0,) * len(self.style_layers)
+        weights = _float_list("style_layer_weights", self.style_layer_weights)
+        if len(weights) != len(self.style_layers):
+            raise ValueError(
+                f"style_layer_weights has {len(weights)} value(s) but there are "
+                f"{len(self.style_layers)} style layers ({', '.join(self.style_layers)})"
+            )
+        for weight in weights:
+            _non_negative("style_layer_weights", weight)
+        return weights
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _integer(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number; got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and at most {maximum}" if maximum is not None else ""
+        raise ValueError(f"{name} must be at least {minimum}{upper}; got {value}")
+
+
+def _non_negative(name: str, value: object, maximum: float | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number; got {value!r}")
+    if not math.isfinite(value) or value < 0 or (maximum is not None and value > maximum):
+        upper = f" and at most {maximum}" if maximum is not None else ""
+        raise ValueError(f"{name} must be a finite number ≥ 0{upper}; got {value}")
+
+
+def _float_list(name: str, values: object) -> tuple[float, ...]:
+    if isinstance(values, str):
+        values = [v for v in values.split(",") if v.strip()]
+    try:
+        return tuple(float(v) for v in values)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a list of numbers; got {values!r}") from None
+
+
+def _layer_list(name: str, layers: object) -> tuple[str, ...]:
+    if isinstance(layers, str):
+        layers = [part for part in layers.split(",") if part.strip()]
+    if not isinstance(layers, list | tuple):
+        raise ValueError(f"{name} must be a list of VGG19 layer names; got {layers!r}")
+    return tuple(canonical_layer_name(layer) for layer in layers)
+
+
+def _limits(limits: object) -> tuple[float, float]:
+    values = _float_list("contrast_limits", limits)
+    if len(values) != 2 or not all(map(math.isfinite, values)) or values[1] <= values[0]:
+        raise ValueError(f"contrast_limits must be two finite numbers low < high; got {limits!r}")
+    return (values[0], values[1])

@@ -1,0 +1,71 @@
+"""The run record: one dict for the output layer's metadata and the CLI's JSON log.
+
+Everything needed to understand (and later re-run) a result travels with it:
+parameters, device and precision, weights source and hash, per-step losses.
+"""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+from typing import Any
+
+from .step import Step
+
+STATUSES = ("running", "done", "cancelled", "failed")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that determine a result."""
+    found = {"python": platform.python_version()}
+    for package in ("napari-nst", "torch", "torchvision", "numpy", "scikit-image", "napari"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+class RunRecord:
+    """Mutable while a run streams; ``to_dict`` gives a JSON-ready snapshot."""
+
+    def __init__(self, params: dict[str, Any], sources: dict[str, str] | None = None) -> None:
+        self.params = params
+        self.sources = sources or {}
+        self.status = "running"
+        self.iteration = 0
+        self.losses: dict[str, float] = {}
+        self.history: list[dict[str, Any]] = []
+        self.info: dict[str, Any] = {}
+        self.message = ""
+        self._versions = versions()
+
+    def update(self, step: Step) -> None:
+        self.iteration = step.iteration
+        self.losses = dict(step.losses)
+        if not step.cancelled:
+            entry = {"iteration": step.iteration, "losses": self.losses, "elapsed": step.elapsed}
+            self.history.append(entry)
+        if step.done:
+            self.status = "cancelled" if step.cancelled else "done"
+
+    def finish(self, status: str, message: str = "") -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}; got {status!r}")
+        self.status = status
+        self.message = message
+
+    def to_dict(self) -> dict[str, Any]:
+        record = {
+            "params": self.params,
+            "status": self.status,
+            "iteration": self.iteration,
+            "losses": self.losses,
+            "history": self.history,
+            **self.info,
+            "sources": self.sources,
+            "versions": self._versions,
+        }
+        if self.message:
+            record["message"] = self.message
+        return record

@@ -1,0 +1,34 @@
+"""The unit of progress the engine streams to every consumer (widget, CLI, scripts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STOP = "stop"
+"""Send this into a running :func:`iter_stylize` generator to end it early.
+
+The generator answers with one last ``Step`` (``done=True, cancelled=True``) that
+carries the best image found so far, so "Cancel" never throws work away.
+"""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One optimisation iteration as seen from outside the engine.
+
+    ``image`` is only filled every ``preview_every`` iterations (and on the last
+    step) because converting and copying it to the host is the expensive part of
+    observing a run.
+    """
+
+    iteration: int
+    total: int
+    losses: dict[str, float]
+    elapsed: float
+    image: np.ndarray | None = field(default=None, repr=False)
+    done: bool = False
+    cancelled: bool = False
+    evaluations: int = 0
+    """Loss-and-gradient evaluations so far (a line-search iteration may need several)."""

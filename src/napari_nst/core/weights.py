@@ -1,0 +1,222 @@
+"""Where VGG19 weights come from, and the one clear error when they cannot be had.
+
+Sources, named by the ``weights`` option:
+
+* ``"torchvision"`` — ImageNet weights through ``torch.hub``: downloaded once into
+  torch's cache (``$TORCH_HOME/hub/checkpoints``) with a progress bar and a
+  SHA-256 prefix check; a file already there is used without network access.
+* ``"caffe"`` — the Caffe-converted ``vgg19-d01eb7cb.pth`` that neural-style and
+  neural-style-pt users already have, with its BGR/0–255/mean preprocessing.
+* ``"random"`` — seeded random init in torchvision's layout, for tests and offline
+  trials. It produces textures, not art, and the run record says so.
+* a file path (``"caffe:PATH"`` to force Caffe preprocessing; files named like the
+  Caffe release are recognised) — a state dict in torchvision's ``features.N``
+  layout, a bare ``features`` state dict, or ``convN_M.weight`` keys.
+
+Files are always read with ``torch.load(weights_only=True)``: a weights file is
+data, and a pickle that tries to run code is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
+
+import torch
+
+from .features import (
+    CAFFE_PREPROCESS,
+    CONV_CHANNELS,
+    CONV_INDICES,
+    LAYER_INDEX,
+    LAYER_NAMES,
+    TORCHVISION_PREPROCESS,
+    Preprocess,
+)
+
+TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+CAFFE_URL = "https://web.eecs.umich.edu/~justincj/models/vgg19-d01eb7cb.pth"
+_CAFFE_NAME = "vgg19-d01eb7cb"
+
+ConvWeights = dict[int, tuple[torch.Tensor, torch.Tensor]]
+
+
+class WeightsError(ValueError):
+    """Weights are missing, unreadable or not VGG19; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class VGGWeights:
+    """Convolution weights keyed by their index in torchvision's ``features``."""
+
+    source: str
+    convs: ConvWeights
+    preprocess: Preprocess
+    path: str | None = None
+    artistic: bool = True
+
+    def describe(self) -> dict[str, object]:
+        """What a run record needs to say about the weights."""
+        info: dict[str, object] = {"source": self.source, "path": self.path}
+        if self.path is not None:
+            info["sha256"] = file_sha256(self.path)
+        if not self.artistic:
+            info["note"] = "random weights: output is a texture, not an artistic result"
+        return info
+
+
+def load_vgg19(spec: str, seed: int = 0, progress: bool = True) -> VGGWeights:
+    """Resolve a ``weights`` option value to convolution weights on the CPU."""
+    spec = spec.strip()
+    if spec == "random":
+        return VGGWeights("random", random_convs(seed), TORCHVISION_PREPROCESS, artistic=False)
+    if spec in ("torchvision", "caffe"):
+        url = TORCHVISION_URL if spec == "torchvision" else CAFFE_URL
+        preprocess = TORCHVISION_PREPROCESS if spec == "torchvision" else CAFFE_PREPROCESS
+        path = _cached_download(url, progress)
+        return VGGWeights(spec, _load_file(path), preprocess, str(path))
+    force_caffe = spec.startswith("caffe:")
+    path = Path(spec.removeprefix("caffe:")).expanduser()
+    if not path.is_file():
+        raise WeightsError(
+            f"weights file not found: {path}. Pass weights='torchvision' (downloads "
+            "~550 MB once), 'caffe', 'random', or the path of a VGG19 .pth file"
+        )
+    caffe = force_caffe or _CAFFE_NAME in path.name
+    preprocess = CAFFE_PREPROCESS if caffe else TORCHVISION_PREPROCESS
+    return VGGWeights("caffe" if caffe else "file", _load_file(path), preprocess, str(path))
+
+
+def random_convs(seed: int) -> ConvWeights:
+    """torchvision's VGG init (Kaiming normal, fan-out; zero bias), reproducible by seed."""
+    generator = torch.Generator().manual_seed(seed)
+    convs: ConvWeights = {}
+    for index, (in_ch, out_ch) in zip(CONV_INDICES, CONV_CHANNELS, strict=True):
+        weight = torch.empty(out_ch, in_ch, 3, 3)
+        torch.nn.init.kaiming_normal_(
+            weight, mode="fan_out", nonlinearity="relu", generator=generator
+        )
+        convs[index] = (weight, torch.zeros(out_ch))
+    return convs
+
+
+def torch_hub_checkpoint(url: str) -> Path:
+    """Where ``torch.hub`` caches the file behind ``url``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+
+
+def _cached_download(url: str, progress: bool) -> Path:
+    path = torch_hub_checkpoint(url)
+    if path.is_file():
+        return path
+    match = re.search(r"-([a-f0-9]+)\.", path.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # Writes to a temporary file and renames only after the hash prefix matched.
+        torch.hub.download_url_to_file(
+            url, str(path), hash_prefix=match.group(1) if match else None, progress=progress
+        )
+    except (URLError, OSError, RuntimeError) as exc:
+        path.unlink(missing_ok=True)
+        raise WeightsError(
+            f"could not download VGG19 weights from {url} ({_reason(exc)}). "
+            f"Copy the file to {path}, or pass the path of a local VGG19 .pth file "
+            "as weights (CLI: --weights PATH); weights='random' runs offline "
+            "but gives non-artistic output"
+        ) from None
+    return path
+
+
+def _reason(exc: Exception) -> str:
+    text = str(getattr(exc, "reason", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _load_file(path: Path) -> ConvWeights:
+    """Read and validate a VGG19 state dict; cached so repeated runs skip the disk."""
+    stat = path.stat()
+    return _load_cached(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cached(path: Path, mtime_ns: int, size: int) -> ConvWeights:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for unsafe or corrupt files
+        raise WeightsError(
+            f"could not read weights file {path}: {_reason(exc)}. It must be a PyTorch "
+            "state dict (a pickle that tries to run code is refused)"
+        ) from None
+    return convs_from_state_dict(state, str(path))
+
+
+def convs_from_state_dict(state: object, origin: str = "state dict") -> ConvWeights:
+    """Accept torchvision/neural-style ``features.N.*``, bare ``N.*`` or ``convN_M.*`` keys."""
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise WeightsError(f"{origin} is not a state dict (found {type(state).__name__})")
+    by_index: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        index, part = _parse_key(key)
+        if index is not None and isinstance(value, torch.Tensor):
+            by_index.setdefault(index, {})[part] = value
+    convs: ConvWeights = {}
+    for index, (in_ch, out_ch) in zip(CONV_INDICES, CONV_CHANNELS, strict=True):
+        entry = by_index.get(index)
+        if entry is None or "weight" not in entry or "bias" not in entry:
+            break  # a truncated file is fine as long as it covers the layers in use
+        weight, bias = entry["weight"], entry["bias"]
+        if tuple(weight.shape) != (out_ch, in_ch, 3, 3) or tuple(bias.shape) != (out_ch,):
+            raise WeightsError(
+                f"{origin} is not VGG19: layer features.{index} has weight "
+                f"{tuple(weight.shape)} and bias {tuple(bias.shape)}, expected "
+                f"{(out_ch, in_ch, 3, 3)} and {(out_ch,)}"
+            )
+        convs[index] = (weight.float(), bias.float())
+    if not convs:
+        sample = ", ".join(list(state)[:5]) or "no keys"
+        raise WeightsError(
+            f"{origin} does not hold VGG19 convolution weights (found {sample}...); "
+            "expected keys like features.0.weight or conv1_1.weight"
+        )
+    return convs
+
+
+def _parse_key(key: str) -> tuple[int | None, str]:
+    match = re.fullmatch(r"(?:.*\.)?features\.(\d+)\.(weight|bias)|(\d+)\.(weight|bias)", key)
+    if match:
+        index = match.group(1) or match.group(3)
+        return int(index), match.group(2) or match.group(4)
+    match = re.fullmatch(r"(?:.*\.)?(conv\d_\d)\.(weight|bias)", key)
+    if match and match.group(1) in LAYER_INDEX:
+        return LAYER_INDEX[match.group(1)], match.group(2)
+    return None, ""
+
+
+def check_covers(weights: VGGWeights, layers: tuple[str, ...]) -> None:
+    """Fail early when a truncated weights file cannot reach a requested layer."""
+    deepest = max(LAYER_INDEX[name] for name in layers)
+    missing = [index for index in CONV_INDICES if index <= deepest and index not in weights.convs]
+    if missing:
+        raise WeightsError(
+            f"the {weights.source} weights stop before layer {LAYER_NAMES[missing[0]]}, "
+            f"but the run needs layers up to {LAYER_NAMES[deepest]}"
+        )
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a weights file, for provenance; cached per file version."""
+    stat = Path(path).stat()
+    return _sha256_cached(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,102 @@
+"""Test-wide guards: CPU only, no network beyond 127.0.0.1, no threads left behind."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from napari_nst.core.features import CONV_INDICES
+from napari_nst.core.weights import random_convs
+
+
+@pytest.fixture(autouse=True)
+def _cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only loopback connections: a test that reaches the internet is a broken test."""
+    original = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        if isinstance(address, tuple):
+            host = address[0]
+            try:
+                loopback = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = host == "localhost"
+            if not loopback:
+                raise OSError(f"network access blocked in tests: {address!r}")
+        return original(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setattr(
+        socket, "getaddrinfo", _loopback_only_getaddrinfo(socket.getaddrinfo)
+    )
+
+
+def _loopback_only_getaddrinfo(original):  # noqa: ANN001, ANN202
+    def lookup(host, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if host not in (None, "localhost", "127.0.0.1", "::1"):
+            raise socket.gaierror(f"name resolution blocked in tests: {host}")
+        return original(host, *args, **kwargs)
+
+    return lookup
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_threads() -> object:
+    before = {thread.ident for thread in threading.enumerate()}
+    yield
+    leftover = [
+        thread
+        for thread in threading.enumerate()
+        if thread.ident not in before and thread.is_alive() and not thread.daemon
+    ]
+    assert not leftover, f"test left threads running: {leftover}"
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+    """An empty torch cache, so nothing from the machine's real cache is used."""
+    home = tmp_path / "torch-home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+def vgg19_state_dict(seed: int = 0, prefix: str = "features.") -> dict[str, torch.Tensor]:
+    """Seeded random VGG19 weights in torchvision's key layout (tiny classifier stand-in)."""
+    state: dict[str, torch.Tensor] = {}
+    for index, (weight, bias) in random_convs(seed).items():
+        state[f"{prefix}{index}.weight"] = weight
+        state[f"{prefix}{index}.bias"] = bias
+    if prefix == "features.":
+        state["classifier.0.weight"] = torch.zeros(4, 4)
+    assert len(CONV_INDICES) == 16
+    return state
+
+
+@pytest.fixture
+def content_rgb() -> np.ndarray:
+    """A 48×64 uint8 photo-like image with structure at several scales."""
+    y, x = np.mgrid[0:48, 0:64] / 64.0
+    channels = [np.sin(9 * x) * np.cos(7 * y), np.sin(17 * (x + y)), np.cos(5 * x * y * 9)]
+    image = (np.stack(channels, axis=-1) + 1) / 2
+    return np.rint(image * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def style_rgb() -> np.ndarray:
+    """A 40×56 striped 'painting' with a different colour palette."""
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:40, 0:56]
+    stripes = (np.sin((x + 0.5 * y) / 2.0) > 0).astype(np.float32)
+    image = np.stack([stripes, 1 - stripes, rng.random((40, 56))], axis=-1)
+    return np.rint(image * 255).astype(np.uint8)
