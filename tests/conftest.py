@@ -37,13 +37,11 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         return original(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
-    monkeypatch.setattr(
-        socket, "getaddrinfo", _loopback_only_getaddrinfo(socket.getaddrinfo)
-    )
+    monkeypatch.setattr(socket, "getaddrinfo", _loopback_only_getaddrinfo(socket.getaddrinfo))
 
 
-def _loopback_only_getaddrinfo(original):  # noqa: ANN001, ANN202
-    def lookup(host, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+def _loopback_only_getaddrinfo(original):
+    def lookup(host, *args, **kwargs):
         if host not in (None, "localhost", "127.0.0.1", "::1"):
             raise socket.gaierror(f"name resolution blocked in tests: {host}")
         return original(host, *args, **kwargs)
@@ -64,7 +62,7 @@ def _no_leftover_threads() -> object:
 
 
 @pytest.fixture
-def torch_home(tmp_path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+def torch_home(tmp_path, monkeypatch: pytest.MonkeyPatch):
     """An empty torch cache, so nothing from the machine's real cache is used."""
     home = tmp_path / "torch-home"
     monkeypatch.setenv("TORCH_HOME", str(home))

@@ -71,7 +71,7 @@ def test_result_has_the_content_shape_and_dtype_family(style_rgb):
     gray16 = np.random.default_rng(1).integers(0, 4000, (50, 60), dtype=np.uint16)
     out = stylize(gray16, style_rgb, iterations=1, contrast_limits=(100, 3000), **TINY)
     assert out.shape == (50, 60, 3) and out.dtype == np.float32
-    assert 0 <= out.min() and out.max() <= 1
+    assert out.min() >= 0 and out.max() <= 1
 
 
 def test_rgba_keeps_alpha_exactly(style_rgb):

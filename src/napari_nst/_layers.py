@@ -73,6 +73,4 @@ def add_output_layer(
     record: dict[str, Any],
 ) -> Image:
     rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
-    return viewer.add_image(
-        image, name=name, rgb=rgb, metadata={RECORD_KEY: record}, **geometry
-    )
+    return viewer.add_image(image, name=name, rgb=rgb, metadata={RECORD_KEY: record}, **geometry)

@@ -8,6 +8,7 @@ error alike), and references to the run are dropped there so memory is freed.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -60,16 +61,23 @@ class StyleTransferWidget(Container):
             name="iterations", value=_DEFAULTS.iterations, min=1, max=100_000, step=50
         )
         self.size = SpinBox(
-            name="size", value=_DEFAULTS.size, min=32, max=16384, step=64,
+            name="size",
+            value=_DEFAULTS.size,
+            min=32,
+            max=16384,
+            step=64,
             tooltip="Longest side of the working image in pixels; the result is resized back.",
         )
         self.device = ComboBox(name="device", choices=available_devices(), value="auto")
         self.weights = ComboBox(
-            name="weights", choices=WEIGHT_SOURCES, value=_DEFAULTS.weights,
+            name="weights",
+            choices=WEIGHT_SOURCES,
+            value=_DEFAULTS.weights,
             tooltip="torchvision downloads ~550 MB once; random is offline but not artistic.",
         )
-        self.weights_file = FileEdit(name="weights_file", label="weights file", visible=False,
-                                     filter="*.pth *.pt")
+        self.weights_file = FileEdit(
+            name="weights_file", label="weights file", visible=False, filter="*.pth *.pt"
+        )
         self.checkpoint = FileEdit(name="checkpoint", visible=False, filter="*.pth *.pt")
         self.seed = SpinBox(name="seed", value=_DEFAULTS.seed, min=0, max=2**31 - 1)
         self.run = PushButton(name="run", text="Run")
@@ -147,6 +155,7 @@ class StyleTransferWidget(Container):
     def _start(self, job: StyleTransfer, spec: dict[str, Any]) -> None:
         from .core.record import RunRecord
 
+        _prepare_torch_for_a_gui_process()
         self._job, self._output_spec, self._output = job, spec, None
         self._record = RunRecord(job.options.to_dict(), spec["sources"])
         self._progress = progress(total=job.options.iterations, desc="Style transfer")
@@ -183,7 +192,9 @@ class StyleTransferWidget(Container):
             f"iteration {step.iteration}/{step.total}  loss {step.losses['total']:.4g}"
         )
         now = time.perf_counter()
-        if step.image is not None and (step.done or now - self._last_preview >= self.preview_interval):
+        if step.image is not None and (
+            step.done or now - self._last_preview >= self.preview_interval
+        ):
             self._last_preview = now
             self._show(step.image)
         if self._output is not None:
@@ -230,6 +241,30 @@ class StyleTransferWidget(Container):
     @property
     def running(self) -> bool:
         return self._worker is not None
+
+
+def _prepare_torch_for_a_gui_process() -> None:
+    """Keep triton's LLVM out of a process whose OpenGL driver already loaded one.
+
+    The first ``torch.optim`` optimiser imports ``torch._dynamo``, which imports
+    triton when installed (it comes with CUDA builds of torch). triton's native
+    library bundles its own LLVM; loading it into a process where Mesa's OpenGL
+    driver (llvmpipe, radeonsi) has mapped the system ``libLLVM`` segfaults.
+    napari-nst never compiles kernels, so there triton is marked unavailable
+    before torch looks for it. Other processes and already-imported triton are
+    left alone.
+    """
+    if "triton" not in sys.modules and _system_llvm_is_loaded():
+        sys.modules["triton"] = None  # makes `import triton` raise ImportError
+    import torch._dynamo  # noqa: F401  (imported here, on the main thread, once)
+
+
+def _system_llvm_is_loaded() -> bool:
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("libLLVM" in line for line in maps)
+    except OSError:  # not Linux: no Mesa/LLVM clash known
+        return False
 
 
 def _weight(name: str, value: float) -> FloatSpinBox:

@@ -37,7 +37,9 @@ def _float_list(text: str) -> list[float]:
     try:
         return [float(part) for part in _comma_list(text)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas: {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas: {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt = argparse.SUPPRESS
     run.add_argument("--method", choices=["gatys", "fast"], default=opt)
     run.add_argument("--iterations", type=int, default=opt, help="optimisation steps (500)")
-    run.add_argument("--size", type=int, default=opt, help="longest side of the working image (512)")
+    run.add_argument(
+        "--size", type=int, default=opt, help="longest side of the working image (512)"
+    )
     run.add_argument("--content-weight", type=float, default=opt, help="(1)")
     run.add_argument("--style-weight", type=float, default=opt, help="per style layer (1e6)")
     run.add_argument("--tv-weight", type=float, default=opt, help="total variation (1)")

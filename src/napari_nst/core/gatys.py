@@ -22,7 +22,6 @@ from .options import Options
 from .step import STOP, Step
 from .weights import VGGWeights, check_covers, load_vgg19
 
-
 _MAX_LINE_SEARCH = 20
 """Function evaluations one L-BFGS line search may spend; usually it needs one."""
 
@@ -57,6 +56,13 @@ class StyleTransfer:
 
     def steps(self) -> Iterator[Step]:
         """Optimise and stream progress; ``send(STOP)`` ends with the best image so far."""
+        try:
+            yield from self._optimise()
+        finally:
+            # The inner generator's frame, and with it every tensor, is gone by now.
+            devices.release(self.device)
+
+    def _optimise(self) -> Iterator[Step]:
         opts = self.options
         start = time.perf_counter()
         self.weights = load_vgg19(opts.weights, seed=opts.seed)
@@ -65,58 +71,35 @@ class StyleTransfer:
         loss_fn, extractor = self._build()
         image = self._initial_image()
         optimizer = self._optimizer(image)
-        best = {"total": float("inf"), "image": image.detach().clone(), "losses": {}}
-        # Losses are means, so pixel gradients are tiny; torch's L-BFGS drops curvature
-        # pairs below an absolute 1e-10, so it sees the sum over pixels instead.
-        objective_scale = float(image.numel()) if opts.optimizer == "lbfgs" else 1.0
+        objective = _Objective(image, extractor, loss_fn, optimizer, self.device, self.precision)
+        closure = _ReusingClosure(image, objective)
 
-        def evaluate() -> tuple[torch.Tensor, dict[str, float]]:
-            optimizer.zero_grad(set_to_none=True)
-            with devices.autocast(self.device, self.precision):
-                features = extractor(image)
-            terms = loss_fn(features, image)
-            objective = terms["total"] * objective_scale
-            objective.backward()
-            values = dict(zip(terms, torch.stack(list(terms.values())).tolist(), strict=True))
-            if values["total"] < best["total"]:
-                best.update(total=values["total"], image=image.detach().clone(), losses=values)
-            return objective.detach(), values
+        def step(iteration: int, current: bool, done: bool, cancelled: bool = False) -> Step:
+            preview = done or iteration % opts.preview_every == 0
+            shown = image if current else objective.best_image
+            return Step(
+                iteration=iteration,
+                total=opts.iterations,
+                losses=closure.losses if current else objective.best_losses,
+                elapsed=time.perf_counter() - start,
+                image=self._output(shown) if preview else None,
+                done=done,
+                cancelled=cancelled,
+                evaluations=closure.evaluations,
+            )
 
-        closure = _ReusingClosure(image, evaluate)
-        try:
-            for iteration in range(1, opts.iterations + 1):
-                closure.begin_step()
-                with torch.inference_mode(False), torch.enable_grad():
-                    optimizer.step(closure)
-                if opts.optimizer == "adam":
-                    with torch.no_grad():
-                        image.clamp_(0, 1)
-                done = iteration == opts.iterations
-                preview = done or iteration % opts.preview_every == 0
-                command = yield Step(
-                    iteration=iteration,
-                    total=opts.iterations,
-                    losses=best["losses"] if done else closure.losses,
-                    elapsed=time.perf_counter() - start,
-                    image=self._output(best["image"] if done else image) if preview else None,
-                    done=done,
-                    evaluations=closure.evaluations,
-                )
-                if command == STOP and not done:
-                    yield Step(
-                        iteration=iteration,
-                        total=opts.iterations,
-                        losses=best["losses"],
-                        elapsed=time.perf_counter() - start,
-                        image=self._output(best["image"]),
-                        done=True,
-                        cancelled=True,
-                        evaluations=closure.evaluations,
-                    )
-                    return
-        finally:
-            del optimizer, image, best, extractor, loss_fn, closure
-            devices.release(self.device)
+        for iteration in range(1, opts.iterations + 1):
+            closure.begin_step()
+            with torch.inference_mode(False), torch.enable_grad():
+                optimizer.step(closure)
+            if opts.optimizer == "adam":
+                with torch.no_grad():
+                    image.clamp_(0, 1)
+            done = iteration == opts.iterations
+            command = yield step(iteration, current=not done, done=done)
+            if command == STOP and not done:
+                yield step(iteration, current=False, done=True, cancelled=True)
+                return
 
     def _build(self) -> tuple[StyleTransferLoss, VGGFeatures]:
         opts = self.options
@@ -178,6 +161,42 @@ class StyleTransfer:
         return imaging.to_output(image, self.layout)
 
 
+class _Objective:
+    """Loss and gradient at the current image; remembers the best image evaluated."""
+
+    def __init__(
+        self,
+        image: torch.Tensor,
+        extractor: VGGFeatures,
+        loss_fn: StyleTransferLoss,
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+        precision: str,
+    ) -> None:
+        self.image, self.extractor, self.loss_fn = image, extractor, loss_fn
+        self.optimizer, self.device, self.precision = optimizer, device, precision
+        # Losses are means, so pixel gradients are tiny; torch's L-BFGS ignores
+        # curvature pairs below an absolute 1e-10, so it minimises the pixel sum.
+        lbfgs = isinstance(optimizer, torch.optim.LBFGS)
+        self.scale = float(image.numel()) if lbfgs else 1.0
+        self.best_total = float("inf")
+        self.best_image = image.detach().clone()
+        self.best_losses: dict[str, float] = {}
+
+    def __call__(self) -> tuple[torch.Tensor, dict[str, float]]:
+        self.optimizer.zero_grad(set_to_none=True)
+        with devices.autocast(self.device, self.precision):
+            features = self.extractor(self.image)
+        terms = self.loss_fn(features, self.image)
+        objective = terms["total"] * self.scale
+        objective.backward()
+        values = dict(zip(terms, torch.stack(list(terms.values())).tolist(), strict=True))
+        if values["total"] < self.best_total:
+            self.best_total, self.best_losses = values["total"], values
+            self.best_image = self.image.detach().clone()
+        return objective.detach(), values
+
+
 class _ReusingClosure:
     """An optimiser closure that answers a repeated evaluation from memory.
 
@@ -188,7 +207,7 @@ class _ReusingClosure:
     are those of the iterate a step starts from, not of line-search trial points.
     """
 
-    def __init__(self, image: torch.Tensor, evaluate) -> None:  # noqa: ANN001
+    def __init__(self, image: torch.Tensor, evaluate) -> None:
         self.image = image
         self.evaluate = evaluate
         self.evaluations = 0
