@@ -1,0 +1,101 @@
+"""``napari-nst stylize``: files in, image and JSON record out, exit codes as documented."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from napari_nst.cli import main
+
+FAST = ["--weights", "random", "--size", "64", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture
+def files(tmp_path, content_rgb, style_rgb):
+    content, style = tmp_path / "content.png", tmp_path / "style.png"
+    iio.imwrite(content, content_rgb)
+    iio.imwrite(style, style_rgb)
+    return content, style, tmp_path
+
+
+def test_stylize_writes_the_image_and_a_json_record_whose_losses_fall(files, content_rgb):
+    content, style, tmp = files
+    out, log = tmp / "out.png", tmp / "run.json"
+    code = main(["stylize", str(content), str(style), "-o", str(out), "--iterations", "15",
+                 "--log-json", str(log), *FAST])  # fmt: skip
+    assert code == 0
+    image = iio.imread(out)
+    assert image.shape == content_rgb.shape and image.dtype == np.uint8
+    record = json.loads(log.read_text())
+    assert {"params", "steps", "output", "device", "versions", "status"} <= set(record)
+    assert record["status"] == "done" and record["device"] == "cpu"
+    assert record["output"] == str(out)
+    assert record["params"]["iterations"] == 15 and record["params"]["weights"] == "random"
+    assert "not an artistic result" in record["weights"]["note"]
+    totals = [step["losses"]["total"] for step in record["steps"]]
+    assert len(totals) == 15 and totals[-1] < 0.5 * totals[0]
+    assert [step["iteration"] for step in record["steps"]] == list(range(1, 16))
+    assert {"torch", "numpy", "napari-nst"} <= set(record["versions"])
+
+
+def test_gray_16bit_content_and_tiff_output(tmp_path, style_rgb):
+    gray = np.random.default_rng(0).integers(0, 4000, (40, 50), dtype=np.uint16)
+    content, style, out = tmp_path / "mri.tif", tmp_path / "style.png", tmp_path / "out.tif"
+    iio.imwrite(content, gray)
+    iio.imwrite(style, style_rgb)
+    assert main(["stylize", str(content), str(style), "-o", str(out), "--iterations", "2",
+                 *FAST]) == 0  # fmt: skip
+    result = iio.imread(out)
+    assert result.shape == (40, 50, 3) and result.dtype == np.float32
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.startswith("napari-nst: error: ")
+    return err
+
+
+@pytest.mark.parametrize(
+    ("content", "style", "extra", "message"),
+    [
+        ("missing.png", "style.png", [], "content image not found"),
+        ("content.png", "nope.jpg", [], "style image not found"),
+        ("garbage.png", "style.png", [], "cannot read content image"),
+        ("content.png", "style.png", ["--iterations", "0"], "iterations must be at least 1"),
+        ("content.png", "style.png", ["--optimizer", "sgd"], "invalid choice: 'sgd'"),
+        ("content.png", "style.png", ["--iterations", "many"], "invalid int value"),
+        ("content.png", "style.png", ["--device", "cuda"], "CUDA was requested"),
+        ("content.png", "style.png", ["--style-layers", "relu7_1"], "unknown VGG19 layer"),
+        ("content.png", "style.png", ["--weights", "no.pth"], "weights file not found"),
+        ("content.png", "style.png", ["--size", "8"], "size must be at least 32"),
+    ],
+)
+def test_bad_input_or_option_exits_2_with_one_line(
+    files, capsys, monkeypatch, content, style, extra, message
+):
+    tmp = files[2]
+    monkeypatch.chdir(tmp)
+    (tmp / "garbage.png").write_bytes(b"this is not an image")
+    assert main(["stylize", content, style, "-o", "out.png", *FAST, *extra]) == 2
+    assert message in _one_line_error(capsys)
+    assert not (tmp / "out.png").exists()
+
+
+def test_missing_argument_exits_2_with_one_line(capsys):
+    assert main(["stylize", "content.png"]) == 2
+    assert "the following arguments are required" in _one_line_error(capsys)
+
+
+def test_console_script_runs_and_reports_errors_without_traceback(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "napari_nst.cli", "stylize", "a.png", "b.png", "-o", "c.png"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == "napari-nst: error: content image not found: a.png"
