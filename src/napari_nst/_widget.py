@@ -54,9 +54,9 @@ class StyleTransferWidget(Container):
         self.content = create_widget(annotation="napari.layers.Image", name="content")
         self.style = create_widget(annotation="napari.layers.Image", name="style")
         self.method = ComboBox(name="method", choices=["gatys"], value="gatys")
-        self.content_weight = _weight("content_weight", _DEFAULTS.content_weight)
-        self.style_weight = _weight("style_weight", _DEFAULTS.style_weight)
-        self.tv_weight = _weight("tv_weight", _DEFAULTS.tv_weight)
+        self.content_weight = _weight("content_weight", _DEFAULTS.content_weight, step=0.01)
+        self.style_weight = _weight("style_weight", _DEFAULTS.style_weight, step=1.0)
+        self.tv_weight = _weight("tv_weight", _DEFAULTS.tv_weight, step=1e-4)
         self.iterations = SpinBox(
             name="iterations", value=_DEFAULTS.iterations, min=1, max=100_000, step=50
         )
@@ -267,5 +267,6 @@ def _system_llvm_is_loaded() -> bool:
         return False
 
 
-def _weight(name: str, value: float) -> FloatSpinBox:
-    return FloatSpinBox(name=name, value=value, min=0.0, max=1e12, step=0.1)
+def _weight(name: str, value: float, step: float) -> FloatSpinBox:
+    """A weight box; ``step`` also sets the decimals Qt shows (and keeps)."""
+    return FloatSpinBox(name=name, value=value, min=0.0, max=1e12, step=step)
