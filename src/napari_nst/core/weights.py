@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.error import URLError
 
 import torch
+from torchvision.models import VGG19_Weights
 
 from .features import (
     CAFFE_PREPROCESS,
@@ -38,7 +39,7 @@ from .features import (
     Preprocess,
 )
 
-TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+TORCHVISION_URL = VGG19_Weights.IMAGENET1K_V1.url
 CAFFE_URL = "https://web.eecs.umich.edu/~justincj/models/vgg19-d01eb7cb.pth"
 _CAFFE_NAME = "vgg19-d01eb7cb"
 
