@@ -99,3 +99,27 @@ def test_console_script_runs_and_reports_errors_without_traceback(tmp_path):
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip() == "napari-nst: error: content image not found: a.png"
+
+
+def test_missing_weights_error_is_one_line_even_with_the_progress_bar(files, capsys, torch_home):
+    content, style, tmp = files
+    args = ["stylize", str(content), str(style), "-o", str(tmp / "out.png"), "--size", "64"]
+    assert main(args) == 2
+    assert "could not download VGG19 weights" in _one_line_error(capsys)
+
+
+def test_outputs_are_ordinary_files_readable_by_others(files):
+    content, style, tmp = files
+    out = tmp / "out.png"
+    assert main(["stylize", str(content), str(style), "-o", str(out), "--iterations", "1",
+                 *FAST]) == 0  # fmt: skip
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_current_umask()
+    assert not list(tmp.glob(".napari-nst-*"))  # no temporary file left behind
+
+
+def _current_umask() -> int:
+    import os
+
+    current = os.umask(0)
+    os.umask(current)
+    return current

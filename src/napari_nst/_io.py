@@ -45,6 +45,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(suffix=suffix, prefix=".napari-nst-", dir=path.parent)
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
     try:
         iio.imwrite(temporary, image, extension=suffix or ".png")
         os.replace(temporary, path)
@@ -52,3 +53,9 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current

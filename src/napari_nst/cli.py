@@ -114,11 +114,13 @@ def _stylize(args: argparse.Namespace) -> int:
     record = RunRecord(run.options.to_dict(), {"content": args.content, "style": args.style})
     steps = run.steps()
     result = None
-    bar = tqdm(total=run.options.iterations, unit="it", disable=args.quiet, file=sys.stderr)
+    # The bar starts with the first step: an error while loading weights stays one line,
+    # and a download shows torch's own progress bar.
+    bar = None
     try:
-        bar.set_description("loading VGG19 weights")
         for step in steps:
-            bar.set_description("stylizing")
+            if bar is None:
+                bar = tqdm(total=step.total, unit="it", desc="stylizing", disable=args.quiet)
             bar.set_postfix(loss=f"{step.losses['total']:.4g}", refresh=False)
             bar.update(step.iteration - bar.n)
             record.update(step)
@@ -132,7 +134,8 @@ def _stylize(args: argparse.Namespace) -> int:
         _save(result, args.output, args.log_json, record.to_dict() | run.info())
         return _fail(130, f"interrupted; the newest preview was written to {args.output}")
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     _save(result, args.output, args.log_json, record.to_dict() | run.info())
     return 0
 
