@@ -58,20 +58,25 @@ class VGGWeights:
     convs: ConvWeights
     preprocess: Preprocess
     path: str | None = None
+    sha256: str | None = None
     artistic: bool = True
 
     def describe(self) -> dict[str, object]:
         """What a run record needs to say about the weights."""
         info: dict[str, object] = {"source": self.source, "path": self.path}
-        if self.path is not None:
-            info["sha256"] = file_sha256(self.path)
+        if self.sha256 is not None:
+            info["sha256"] = self.sha256
         if not self.artistic:
             info["note"] = "random weights: output is a texture, not an artistic result"
         return info
 
 
 def load_vgg19(spec: str, seed: int = 0, progress: bool = True) -> VGGWeights:
-    """Resolve a ``weights`` option value to convolution weights on the CPU."""
+    """Resolve a ``weights`` option value to convolution weights on the CPU.
+
+    Runs where the engine runs (a worker thread in napari): it may download, and it
+    hashes the file for provenance (cached per file version).
+    """
     spec = spec.strip()
     if spec == "random":
         return VGGWeights("random", random_convs(seed), TORCHVISION_PREPROCESS, artistic=False)
@@ -79,7 +84,7 @@ def load_vgg19(spec: str, seed: int = 0, progress: bool = True) -> VGGWeights:
         url = TORCHVISION_URL if spec == "torchvision" else CAFFE_URL
         preprocess = TORCHVISION_PREPROCESS if spec == "torchvision" else CAFFE_PREPROCESS
         path = _cached_download(url, progress)
-        return VGGWeights(spec, _load_file(path), preprocess, str(path))
+        return VGGWeights(spec, _load_file(path), preprocess, str(path), file_sha256(str(path)))
     force_caffe = spec.startswith("caffe:")
     path = Path(spec.removeprefix("caffe:")).expanduser()
     if not path.is_file():
@@ -89,7 +94,8 @@ def load_vgg19(spec: str, seed: int = 0, progress: bool = True) -> VGGWeights:
         )
     caffe = force_caffe or _CAFFE_NAME in path.name
     preprocess = CAFFE_PREPROCESS if caffe else TORCHVISION_PREPROCESS
-    return VGGWeights("caffe" if caffe else "file", _load_file(path), preprocess, str(path))
+    source = "caffe" if caffe else "file"
+    return VGGWeights(source, _load_file(path), preprocess, str(path), file_sha256(str(path)))
 
 
 def random_convs(seed: int) -> ConvWeights:
