@@ -187,3 +187,20 @@ def test_auto_precision_uses_bf16_only_where_it_is_fast(monkeypatch):
     monkeypatch.setattr(devices, "bf16_is_fast", lambda device: True)
     assert devices.resolve_precision("auto", cpu) == "bf16"
     assert devices.resolve_precision("fp32", cpu) == "fp32"
+
+
+def test_gram_matrix_and_its_gradient_match_the_textbook_formula():
+    from napari_nst.core.losses import gram_matrix
+
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(2, 8, 5, 7, generator=generator, dtype=torch.float64)
+    channels_last = features.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    plain = features.clone().requires_grad_(True)
+    upstream = torch.randn(2, 8, 8, generator=generator, dtype=torch.float64)
+
+    flat = plain.reshape(2, 8, 35).float()
+    expected = torch.bmm(flat, flat.transpose(1, 2)) / (8 * 35)
+    torch.testing.assert_close(gram_matrix(channels_last), expected)
+    (gram_matrix(channels_last) * upstream.float()).sum().backward()
+    (expected * upstream.float()).sum().backward()
+    torch.testing.assert_close(channels_last.grad, plain.grad)

@@ -181,11 +181,19 @@ class _Exploit:
         return (Path.touch, (self.marker,))
 
 
-def test_malicious_pickle_is_refused_and_does_not_run(tmp_path):
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_malicious_pickle_is_refused_and_does_not_run(tmp_path, zip_format):
     marker = tmp_path / "pwned"
     path = tmp_path / "vgg19-evil.pth"
-    torch.save({"features.0.weight": _Exploit(marker)}, path)
+    exploit = {"features.0.weight": _Exploit(marker)}
+    torch.save(exploit, path, _use_new_zipfile_serialization=zip_format)
     assert not marker.exists()
     with pytest.raises(WeightsError, match="pickle that tries to run code is refused"):
         load_vgg19(str(path))
     assert not marker.exists()
+
+
+def test_legacy_pickle_format_files_still_load(tmp_path):
+    path = tmp_path / "vgg19-legacy.pth"
+    torch.save(vgg19_state_dict(), path, _use_new_zipfile_serialization=False)
+    _assert_matches_seed(load_vgg19(str(path)))

@@ -152,13 +152,28 @@ def _load_file(path: Path) -> ConvWeights:
 @functools.lru_cache(maxsize=2)
 def _load_cached(path: Path, mtime_ns: int, size: int) -> ConvWeights:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = _read_state_dict(path)
     except Exception as exc:  # torch raises several types for unsafe or corrupt files
         raise WeightsError(
             f"could not read weights file {path}: {_reason(exc)}. It must be a PyTorch "
             "state dict (a pickle that tries to run code is refused)"
         ) from None
     return convs_from_state_dict(state, str(path))
+
+
+def _read_state_dict(path: Path) -> object:
+    """``torch.load`` with ``weights_only``; memory-mapped where the format allows.
+
+    Mapping means the ~500 MB classifier of a full VGG19 file is never read, only
+    the convolutions we copy out. Files in torch's legacy (pre-zip) format cannot
+    be mapped and are read whole.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def convs_from_state_dict(state: object, origin: str = "state dict") -> ConvWeights:
@@ -182,7 +197,8 @@ def convs_from_state_dict(state: object, origin: str = "state dict") -> ConvWeig
                 f"{tuple(weight.shape)} and bias {tuple(bias.shape)}, expected "
                 f"{(out_ch, in_ch, 3, 3)} and {(out_ch,)}"
             )
-        convs[index] = (weight.float(), bias.float())
+        # Own copies: nothing may keep the (possibly memory-mapped) file alive.
+        convs[index] = (weight.float().clone(), bias.float().clone())
     if not convs:
         sample = ", ".join(list(state)[:5]) or "no keys"
         raise WeightsError(
