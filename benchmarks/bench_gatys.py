@@ -119,9 +119,8 @@ def run_ours(a: argparse.Namespace, meter: Meter) -> dict[str, object]:
         if step.iteration == a.warmup:
             meter.warmed_up()
     per_iteration = (evaluations[a.warmup + a.iterations] - evaluations[a.warmup]) / a.iterations
-    print(f"napari-nst {a.size} px: {per_iteration:.2f} evaluations per timed iteration",
-          file=sys.stderr)  # fmt: skip
     return {
+        "evaluations_per_iteration": per_iteration,
         "precision": run.precision,
         "px": "x".join(map(str, run.shape)),
         **timing(stamps, a.warmup),
@@ -301,6 +300,10 @@ def main() -> None:
                     f"{result[c]:.3f}" if c.endswith("_s") else f"{result[c]:.0f}" for c in COLUMNS
                 ]
                 print(row(label, size, result["px"], result["precision"], values), flush=True)
+                if "evaluations_per_iteration" in result:
+                    evaluations = result["evaluations_per_iteration"]
+                    print(f"{'':<23}(forward + backward passes per timed iteration: "
+                          f"{evaluations:.2f})")  # fmt: skip
             if len(rows) == 2:
                 ratios = [
                     f"{rows['ours'][c] / rows['theirs'][c]:.2f}x" if rows["theirs"][c] else "-"
