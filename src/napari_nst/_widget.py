@@ -8,7 +8,6 @@ error alike), and references to the run are dropped there so memory is freed.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
 from . import _layers
-from .core.options import Options
+from ._torch_in_gui import prepare_torch
 
 if TYPE_CHECKING:
     import napari
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
     from .core import Step, StyleTransfer
     from .core.record import RunRecord
 
-_DEFAULTS = Options()
 WEIGHT_SOURCES = ["torchvision", "caffe", "random", "file"]
 
 
@@ -48,21 +46,24 @@ class StyleTransferWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(scrollable=False)
+        prepare_torch()  # before anything imports torch in this (OpenGL) process
         from .core.devices import available_devices
+        from .core.options import Options
 
+        defaults = Options()
         self._viewer = viewer
         self.content = create_widget(annotation="napari.layers.Image", name="content")
         self.style = create_widget(annotation="napari.layers.Image", name="style")
         self.method = ComboBox(name="method", choices=["gatys"], value="gatys")
-        self.content_weight = _weight("content_weight", _DEFAULTS.content_weight, step=0.01)
-        self.style_weight = _weight("style_weight", _DEFAULTS.style_weight, step=1.0)
-        self.tv_weight = _weight("tv_weight", _DEFAULTS.tv_weight, step=1e-4)
+        self.content_weight = _weight("content_weight", defaults.content_weight, step=0.01)
+        self.style_weight = _weight("style_weight", defaults.style_weight, step=1.0)
+        self.tv_weight = _weight("tv_weight", defaults.tv_weight, step=1e-4)
         self.iterations = SpinBox(
-            name="iterations", value=_DEFAULTS.iterations, min=1, max=100_000, step=50
+            name="iterations", value=defaults.iterations, min=1, max=100_000, step=50
         )
         self.size = SpinBox(
             name="size",
-            value=_DEFAULTS.size,
+            value=defaults.size,
             min=32,
             max=16384,
             step=64,
@@ -72,14 +73,14 @@ class StyleTransferWidget(Container):
         self.weights = ComboBox(
             name="weights",
             choices=WEIGHT_SOURCES,
-            value=_DEFAULTS.weights,
+            value=defaults.weights,
             tooltip="torchvision downloads ~550 MB once; random is offline but not artistic.",
         )
         self.weights_file = FileEdit(
             name="weights_file", label="weights file", visible=False, filter="*.pth *.pt"
         )
         self.checkpoint = FileEdit(name="checkpoint", visible=False, filter="*.pth *.pt")
-        self.seed = SpinBox(name="seed", value=_DEFAULTS.seed, min=0, max=2**31 - 1)
+        self.seed = SpinBox(name="seed", value=defaults.seed, min=0, max=2**31 - 1)
         self.run = PushButton(name="run", text="Run")
         self.cancel = PushButton(name="cancel", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
@@ -155,7 +156,6 @@ class StyleTransferWidget(Container):
     def _start(self, job: StyleTransfer, spec: dict[str, Any]) -> None:
         from .core.record import RunRecord
 
-        _prepare_torch_for_a_gui_process()
         self._job, self._output_spec, self._output = job, spec, None
         self._record = RunRecord(job.options.to_dict(), spec["sources"])
         self._progress = progress(total=job.options.iterations, desc="Style transfer")
@@ -241,30 +241,6 @@ class StyleTransferWidget(Container):
     @property
     def running(self) -> bool:
         return self._worker is not None
-
-
-def _prepare_torch_for_a_gui_process() -> None:
-    """Keep triton's LLVM out of a process whose OpenGL driver already loaded one.
-
-    The first ``torch.optim`` optimiser imports ``torch._dynamo``, which imports
-    triton when installed (it comes with CUDA builds of torch). triton's native
-    library bundles its own LLVM; loading it into a process where Mesa's OpenGL
-    driver (llvmpipe, radeonsi) has mapped the system ``libLLVM`` segfaults.
-    napari-nst never compiles kernels, so there triton is marked unavailable
-    before torch looks for it. Other processes and already-imported triton are
-    left alone.
-    """
-    if "triton" not in sys.modules and _system_llvm_is_loaded():
-        sys.modules["triton"] = None  # makes `import triton` raise ImportError
-    import torch._dynamo  # noqa: F401  (imported here, on the main thread, once)
-
-
-def _system_llvm_is_loaded() -> bool:
-    try:
-        with open("/proc/self/maps") as maps:
-            return any("libLLVM" in line for line in maps)
-    except OSError:  # not Linux: no Mesa/LLVM clash known
-        return False
 
 
 def _weight(name: str, value: float, step: float) -> FloatSpinBox:

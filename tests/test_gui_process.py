@@ -1,0 +1,64 @@
+"""The user's order of events in a fresh process: napari (and OpenGL) first, plugin later.
+
+The rest of the suite imports torch before any OpenGL context exists, which hides
+problems that only appear when napari has loaded its GL driver first (Mesa's LLVM
+vs triton's). These tests run napari-nst exactly as a user's napari would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import napari
+    import numpy as np
+    from qtpy.QtCore import QEventLoop, QThreadPool, QTimer
+
+    assert "torch" not in sys.modules
+    viewer = napari.Viewer(show=True)
+    rng = np.random.default_rng(0)
+    viewer.add_image(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), name="photo")
+    viewer.add_image(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), name="painting")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-nst", "Style Transfer")
+    widget.content.value = viewer.layers["photo"]
+    widget.style.value = viewer.layers["painting"]
+    widget.weights.value = "random"
+    widget.size.value = 64
+
+    def wait(signal, condition=lambda *a: True, timeout_ms=120_000):
+        loop = QEventLoop()
+        signal.connect(lambda *a: condition(*a) and loop.quit())
+        QTimer.singleShot(timeout_ms, loop.quit)
+        loop.exec()
+
+    widget.iterations.value = 3
+    widget.run.clicked.emit()
+    wait(widget._worker.finished)
+    print("first run:", widget._record.status, widget._record.iteration, flush=True)
+
+    widget.iterations.value = 100_000
+    widget.run.clicked.emit()
+    wait(widget._worker.yielded, lambda step: step.iteration >= 3)
+    viewer.close()
+    print("closed mid-run; pool idle:", QThreadPool.globalInstance().waitForDone(30_000))
+    """
+)
+
+
+@pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display (xvfb-run)")
+def test_plugin_runs_and_napari_closes_mid_run_in_a_fresh_gui_process(tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TORCH_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", SCRIPT],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "first run: done 3" in done.stdout
+    assert "closed mid-run; pool idle: True" in done.stdout
