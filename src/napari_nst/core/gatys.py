@@ -68,8 +68,9 @@ class StyleTransfer:
         self.weights = load_vgg19(opts.weights, seed=opts.seed)
         check_covers(self.weights, opts.content_layers + opts.style_layers)
         devices.configure(self.device)
-        loss_fn, extractor = self._build()
-        image = self._initial_image()
+        content = imaging.to_tensor(self.content, self.shape, self.device)
+        loss_fn, extractor = self._build(content)
+        image = self._initial_image(content)
         optimizer = self._optimizer(image)
         objective = _Objective(image, extractor, loss_fn, optimizer, self.device, self.precision)
         closure = _ReusingClosure(image, objective)
@@ -101,7 +102,7 @@ class StyleTransfer:
                 yield step(iteration, current=False, done=True, cancelled=True)
                 return
 
-    def _build(self) -> tuple[StyleTransferLoss, VGGFeatures]:
+    def _build(self, content: torch.Tensor) -> tuple[StyleTransferLoss, VGGFeatures]:
         opts = self.options
         assert self.weights is not None
         extractor = VGGFeatures(
@@ -111,7 +112,6 @@ class StyleTransfer:
             opts.pooling,
         )
         extractor = extractor.to(self.device, memory_format=torch.channels_last)
-        content = imaging.to_tensor(self.content, self.shape, self.device)
         style = imaging.to_tensor(self.style, self.style_shape, self.device)
         with torch.no_grad(), devices.autocast(self.device, self.precision):
             content_features = extractor(content)
@@ -128,15 +128,17 @@ class StyleTransfer:
         )
         return loss_fn, extractor
 
-    def _initial_image(self) -> torch.Tensor:
-        """Content, uniform noise, or a blend of the two (``noise_ratio`` of noise)."""
+    def _initial_image(self, content: torch.Tensor) -> torch.Tensor:
+        """Content, uniform noise, or a blend of the two (``noise_ratio`` of noise).
+
+        The noise is drawn on the CPU so a seed gives the same start on any device.
+        """
         opts = self.options
-        content = imaging.to_tensor(self.content, self.shape, torch.device("cpu"))
         generator = torch.Generator().manual_seed(opts.seed)
-        noise = torch.rand(content.shape, generator=generator)
+        noise = torch.rand(content.shape, generator=generator).to(content.device)
         ratio = {"content": 0.0, "noise": 1.0, "blend": opts.noise_ratio}[opts.init]
         image = (1 - ratio) * content + ratio * noise
-        return image.to(self.device).contiguous().requires_grad_(True)
+        return image.contiguous().requires_grad_(True)
 
     def _optimizer(self, image: torch.Tensor) -> torch.optim.Optimizer:
         opts = self.options
