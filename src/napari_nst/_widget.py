@@ -197,8 +197,7 @@ class StyleTransferWidget(Container):
         ):
             self._last_preview = now
             self._show(step.image)
-        if self._output is not None:
-            self._output.metadata[_layers.RECORD_KEY] = record.to_dict()
+        self._publish_record()
 
     def _show(self, image: Any) -> None:
         output = self._output
@@ -210,19 +209,22 @@ class StyleTransferWidget(Container):
             self._viewer, image, spec["name"], spec["geometry"], self._record.to_dict()
         )
 
+    def _publish_record(self) -> None:
+        """Mirror the run record into the output layer (once that layer exists)."""
+        if self._record is not None and self._output is not None:
+            self._output.metadata[_layers.RECORD_KEY] = self._record.to_dict()
+
     def _on_error(self, exc: Exception) -> None:
         if self._record is not None:
             self._record.finish("failed", str(exc))
-            if self._output is not None:
-                self._output.metadata[_layers.RECORD_KEY] = self._record.to_dict()
+            self._publish_record()
         show_error(f"Style transfer failed: {exc}")
 
     def _on_finished(self) -> None:
         record = self._record
         if record is not None and record.status == "running":
             record.finish("cancelled")
-        if record is not None and self._output is not None:
-            self._output.metadata[_layers.RECORD_KEY] = record.to_dict()
+        self._publish_record()
         if self._progress is not None:
             self._progress.close()
         if record is not None and record.status != "failed":
