@@ -69,9 +69,13 @@ def test_result_has_the_content_shape_and_dtype_family(style_rgb):
     odd = np.random.default_rng(0).integers(0, 255, (37, 101, 3), dtype=np.uint8)
     assert stylize(odd, style_rgb, iterations=1, **{**TINY, "size": 128}).shape == (37, 101, 3)
     gray16 = np.random.default_rng(1).integers(0, 4000, (50, 60), dtype=np.uint16)
-    out = stylize(gray16, style_rgb, iterations=1, contrast_limits=(100, 3000), **TINY)
-    assert out.shape == (50, 60, 3) and out.dtype == np.float32
-    assert out.min() >= 0 and out.max() <= 1
+    run = {"iterations": 1, "contrast_limits": (100, 3000), **TINY}
+    gray = stylize(gray16, style_rgb, **run)
+    assert gray.shape == (50, 60) and gray.dtype == np.float32
+    assert gray.min() >= 100 and gray.max() <= 3000  # the content's window, not [0, 1]
+    colour = stylize(gray16, style_rgb, luminance_only=False, **run)
+    assert colour.shape == (50, 60, 3) and colour.dtype == np.float32
+    assert colour.min() >= 0 and colour.max() <= 1
 
 
 def test_rgba_keeps_alpha_exactly(style_rgb):
@@ -119,7 +123,7 @@ def test_bad_options_raise_readable_value_errors(content_rgb, style_rgb, options
     [
         (np.zeros((0, 10, 3), np.uint8), "empty"),
         (np.full((40, 40), 7.0), "constant"),
-        (np.full((40, 40), np.nan), "NaN"),
+        (np.full((40, 40), np.nan), "no finite values"),
         (np.zeros((40, 40, 2)), "expected a 2-D gray image"),
         (np.zeros((40, 40), np.complex64), "real numbers"),
         (np.zeros((2000, 10), np.uint8) + np.arange(10, dtype=np.uint8), "shorter side"),

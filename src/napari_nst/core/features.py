@@ -140,6 +140,8 @@ class VGGFeatures(nn.Module):
         self.eval()
 
     def forward(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
+        if rgb.shape[1] == 1:  # gray or luminance: the network sees equal R, G and B
+            rgb = rgb.expand(-1, 3, -1, -1)
         x = self.normalize(rgb).contiguous(memory_format=torch.channels_last)
         out: dict[str, torch.Tensor] = {}
         for index, module in enumerate(self.body):

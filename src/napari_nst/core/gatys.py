@@ -4,6 +4,10 @@ One engine for every consumer: the napari widget runs :meth:`StyleTransfer.steps
 in a ``thread_worker``, the CLI drives it with a progress bar, ``stylize`` just
 exhausts it. Validation happens when the run is prepared, before any weights are
 loaded, so a bad option costs milliseconds.
+
+A stack is a sequence of planes sharing one loss network and one set of style
+targets. Each plane after the first starts from its neighbour's result and, with
+``slice_weight``, is pulled towards it, so a volume does not flicker through z.
 """
 
 from __future__ import annotations
@@ -18,16 +22,19 @@ import torch
 from . import devices, imaging
 from .features import VGGFeatures
 from .losses import ContentLoss, StyleLoss, StyleTransferLoss
+from .optim import Objective, ReusingClosure, make_optimizer
 from .options import Options
+from .rendering import Rendering
 from .step import STOP, Step
 from .weights import VGGWeights, check_covers, load_vgg19
 
-_MAX_LINE_SEARCH = 20
-"""Function evaluations one L-BFGS line search may spend; usually it needs one."""
-
 
 class StyleTransfer:
-    """A validated run: inputs converted, device chosen, nothing heavy done yet."""
+    """A validated run: inputs inspected, device chosen, nothing heavy done yet.
+
+    The content is kept by reference and read one plane at a time (never written),
+    so a large volume is not duplicated as float32.
+    """
 
     def __init__(self, content: object, style: object, options: Options) -> None:
         if options.method != "gatys":
@@ -35,15 +42,26 @@ class StyleTransfer:
                 f"method {options.method!r} is not available in this version; use 'gatys'"
             )
         self.options = options
-        self.content, self.layout = imaging.to_unit_rgb(
-            content, options.contrast_limits, role="content image"
+        self.layout = imaging.inspect(
+            content, "content image", options.contrast_limits, stack=options.stack == "all"
         )
-        self.style, _ = imaging.to_unit_rgb(style, role="style image")
-        self.shape = imaging.working_shape(self.layout.shape, options.size)
-        self.style_shape = imaging.working_shape(self.style.shape[:2], options.size)
+        self._content = content
+        style_layout = imaging.inspect(style, "style image")
+        self._style = imaging.read_plane(style, (), style_layout)
+        luminance = options.luminance_only
+        if luminance is None:  # gray in, gray out; colour keeps its colours unless asked
+            luminance = not self.layout.colour
+        self.rendering = Rendering(self.layout, luminance, options.output_range)
+        self.shape = imaging.working_shape(self.layout.plane_shape, options.size, options.spacing)
+        self.style_shape = imaging.working_shape(style_layout.plane_shape, options.size)
         self.device = devices.resolve_device(options.device)
         self.precision = devices.resolve_precision(options.precision, self.device)
         self.weights: VGGWeights | None = None
+        self.non_finite = 0
+
+    @property
+    def planes(self) -> int:
+        return len(self.layout.indices)
 
     def info(self) -> dict[str, Any]:
         """Where and how the run executes, for run records (weights once loaded)."""
@@ -51,6 +69,9 @@ class StyleTransfer:
             "device": str(self.device),
             "precision": self.precision,
             "working_size": list(self.shape),
+            "luminance_only": self.rendering.luminance_only,
+            "result": {"shape": list(self.rendering.shape), "dtype": str(self.rendering.dtype)},
+            "non_finite_pixels": self.non_finite,
             "weights": self.weights.describe() if self.weights else {"source": None},
         }
 
@@ -64,29 +85,62 @@ class StyleTransfer:
 
     def _optimise(self) -> Iterator[Step]:
         opts = self.options
-        start = time.perf_counter()
+        run = _Progress(time.perf_counter(), self.planes * opts.iterations)
         self.weights = load_vgg19(opts.weights, seed=opts.seed)
         check_covers(self.weights, opts.content_layers + opts.style_layers)
         devices.configure(self.device)
-        content = imaging.to_tensor(self.content, self.shape, self.device)
-        loss_fn, extractor = self._build(content)
-        image = self._initial_image(content)
-        optimizer = self._optimizer(image)
-        objective = _Objective(image, extractor, loss_fn, optimizer, self.device, self.precision)
-        closure = _ReusingClosure(image, objective)
+        extractor = self._extractor()
+        loss_fn = self._loss(extractor)
+        previous: torch.Tensor | None = None
+        for number, index in enumerate(self.layout.indices):
+            plane = imaging.read_plane(self._content, index, self.layout)
+            self.non_finite += plane.non_finite
+            content = imaging.to_tensor(self._working(plane.unit), self.shape, self.device)
+            with torch.no_grad(), devices.autocast(self.device, self.precision):
+                loss_fn.set_content(extractor(content))
+                if previous is not None and opts.slice_weight > 0:
+                    loss_fn.set_reference(self._content_features(extractor, previous))
+            start = self._initial_image(content) if previous is None else previous
+            where = {"index": index, "plane": number, "planes": self.planes}
+            previous = yield from self._optimise_plane(
+                start, plane, where, extractor, loss_fn, run
+            )
+            if previous is None:  # stopped
+                return
 
-        def step(iteration: int, current: bool, done: bool, cancelled: bool = False) -> Step:
-            preview = done or iteration % opts.preview_every == 0
-            shown = image if current else objective.best_image
+    def _optimise_plane(
+        self,
+        start: torch.Tensor,
+        plane: imaging.Plane,
+        where: dict[str, Any],
+        extractor: VGGFeatures,
+        loss_fn: StyleTransferLoss,
+        run: _Progress,
+    ) -> Iterator[Step]:
+        """Optimise one plane; returns its best image, or None when stopped."""
+        opts = self.options
+        image = start.detach().clone().contiguous().requires_grad_(True)
+        optimizer = make_optimizer(image, opts)
+        objective = Objective(image, extractor, loss_fn, optimizer, self.device, self.precision)
+        closure = ReusingClosure(image, objective)
+        last_plane = where["plane"] == where["planes"] - 1
+
+        def step(iteration: int, done: bool, cancelled: bool = False) -> Step:
+            final = done or cancelled  # a plane's result is the best image it evaluated
+            preview = final or iteration % opts.preview_every == 0
             return Step(
-                iteration=iteration,
-                total=opts.iterations,
-                losses=closure.losses if current else objective.best_losses,
-                elapsed=time.perf_counter() - start,
-                image=self._output(shown) if preview else None,
-                done=done,
+                iteration=where["plane"] * opts.iterations + iteration,
+                total=run.total,
+                losses=objective.best_losses if final else closure.losses,
+                elapsed=time.perf_counter() - run.start,
+                image=self.rendering.render(objective.best_image if final else image, plane)
+                if preview
+                else None,
+                done=(done and last_plane) or cancelled,
                 cancelled=cancelled,
-                evaluations=closure.evaluations,
+                evaluations=run.evaluations + closure.evaluations,
+                plane_done=done,
+                **where,
             )
 
         for iteration in range(1, opts.iterations + 1):
@@ -97,12 +151,34 @@ class StyleTransfer:
                 with torch.no_grad():
                     image.clamp_(0, 1)
             done = iteration == opts.iterations
-            command = yield step(iteration, current=not done, done=done)
-            if command == STOP and not done:
-                yield step(iteration, current=False, done=True, cancelled=True)
-                return
+            command = yield step(iteration, done)
+            if command == STOP and not (done and last_plane):
+                yield step(iteration, done=False, cancelled=True)
+                return None
+        run.evaluations += closure.evaluations
+        return objective.best_image
 
-    def _build(self, content: torch.Tensor) -> tuple[StyleTransferLoss, VGGFeatures]:
+    def _content_features(
+        self, extractor: VGGFeatures, image: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        features = extractor(image)
+        return {name: features[name] for name in self.options.content_layers}
+
+    def _working(self, unit: np.ndarray) -> np.ndarray:
+        """What the network optimises: the luma, or RGB (gray replicated)."""
+        if self.rendering.luminance_only:
+            return unit[..., :1] if unit.shape[-1] == 1 else _luma(unit)
+        return unit if unit.shape[-1] == 3 else np.repeat(unit, 3, axis=-1)
+
+    def _style_working(self) -> np.ndarray:
+        if not self.rendering.luminance_only:
+            return self._working(self._style.unit)
+        # Gatys et al. 2016: the style's luma takes the content's mean and spread, so
+        # the transfer changes texture, not brightness.
+        mean, std = imaging.luminance_statistics(self._content, self.layout)
+        return imaging.match_luminance(self._style.luminance, mean, std)[..., None]
+
+    def _extractor(self) -> VGGFeatures:
         opts = self.options
         assert self.weights is not None
         extractor = VGGFeatures(
@@ -111,13 +187,17 @@ class StyleTransfer:
             self.weights.preprocess,
             opts.pooling,
         )
-        extractor = extractor.to(self.device, memory_format=torch.channels_last)
-        style = imaging.to_tensor(self.style, self.style_shape, self.device)
+        return extractor.to(self.device, memory_format=torch.channels_last)
+
+    def _loss(self, extractor: VGGFeatures) -> StyleTransferLoss:
+        """The loss with its style targets, computed once for every plane of the run."""
+        opts = self.options
+        style = imaging.to_tensor(self._style_working(), self.style_shape, self.device)
         with torch.no_grad(), devices.autocast(self.device, self.precision):
-            content_features = extractor(content)
             style_features = extractor(style)
-        loss_fn = StyleTransferLoss(
-            content={name: ContentLoss(content_features[name]) for name in opts.content_layers},
+        placeholder = {name: ContentLoss(torch.zeros(())) for name in opts.content_layers}
+        return StyleTransferLoss(
+            content=placeholder,
             style={
                 name: (StyleLoss(style_features[name]), weight)
                 for name, weight in zip(opts.style_layers, opts.style_layer_weights, strict=True)
@@ -125,8 +205,8 @@ class StyleTransfer:
             content_weight=opts.content_weight,
             style_weight=opts.style_weight,
             tv_weight=opts.tv_weight,
+            slice_weight=opts.slice_weight if self.planes > 1 else None,
         )
-        return loss_fn, extractor
 
     def _initial_image(self, content: torch.Tensor) -> torch.Tensor:
         """Content, uniform noise, or a blend of the two (``noise_ratio`` of noise).
@@ -137,104 +217,18 @@ class StyleTransfer:
         generator = torch.Generator().manual_seed(opts.seed)
         noise = torch.rand(content.shape, generator=generator).to(content.device)
         ratio = {"content": 0.0, "noise": 1.0, "blend": opts.noise_ratio}[opts.init]
-        image = (1 - ratio) * content + ratio * noise
-        return image.contiguous().requires_grad_(True)
-
-    def _optimizer(self, image: torch.Tensor) -> torch.optim.Optimizer:
-        opts = self.options
-        if opts.optimizer == "adam":
-            return torch.optim.Adam([image], lr=opts.lr)
-        # One L-BFGS iteration per step() call: the optimiser keeps its curvature
-        # history between calls, so this streams without changing the algorithm.
-        # The strong-Wolfe line search keeps the quartic Gram objective from
-        # diverging; _ReusingClosure removes the evaluation it would otherwise repeat.
-        return torch.optim.LBFGS(
-            [image],
-            lr=opts.lr,
-            max_iter=1,
-            max_eval=1 + _MAX_LINE_SEARCH,  # the default, 5/4 of max_iter, leaves it none
-            history_size=opts.lbfgs_history,
-            tolerance_grad=0.0,
-            tolerance_change=0.0,
-            line_search_fn="strong_wolfe",
-        )
-
-    def _output(self, image: torch.Tensor) -> np.ndarray:
-        return imaging.to_output(image, self.layout)
+        return (1 - ratio) * content + ratio * noise
 
 
-class _Objective:
-    """Loss and gradient at the current image; remembers the best image evaluated."""
+class _Progress:
+    """Run-wide counters that every plane's steps report against."""
 
-    def __init__(
-        self,
-        image: torch.Tensor,
-        extractor: VGGFeatures,
-        loss_fn: StyleTransferLoss,
-        optimizer: torch.optim.Optimizer,
-        device: torch.device,
-        precision: str,
-    ) -> None:
-        self.image, self.extractor, self.loss_fn = image, extractor, loss_fn
-        self.optimizer, self.device, self.precision = optimizer, device, precision
-        # Losses are means, so pixel gradients are tiny; torch's L-BFGS ignores
-        # curvature pairs below an absolute 1e-10, so it minimises the pixel sum.
-        lbfgs = isinstance(optimizer, torch.optim.LBFGS)
-        self.scale = float(image.numel()) if lbfgs else 1.0
-        self.best_total = float("inf")
-        self.best_image = image.detach().clone()
-        self.best_losses: dict[str, float] = {}
-
-    def __call__(self) -> tuple[torch.Tensor, dict[str, float]]:
-        self.optimizer.zero_grad(set_to_none=True)
-        with devices.autocast(self.device, self.precision):
-            features = self.extractor(self.image)
-        terms = self.loss_fn(features, self.image)
-        objective = terms["total"] * self.scale
-        objective.backward()
-        values = dict(zip(terms, torch.stack(list(terms.values())).tolist(), strict=True))
-        if values["total"] < self.best_total:
-            self.best_total, self.best_losses = values["total"], values
-            self.best_image = self.image.detach().clone()
-        return objective.detach(), values
+    def __init__(self, start: float, total: int) -> None:
+        self.start, self.total, self.evaluations = start, total, 0
 
 
-class _ReusingClosure:
-    """An optimiser closure that answers a repeated evaluation from memory.
-
-    With ``max_iter=1`` each ``LBFGS.step`` starts by evaluating the point that the
-    previous step's line search has just evaluated. Recomputing it would double
-    the cost of every iteration, so the last point, loss and gradient are kept and
-    reused when the parameter holds exactly the same values again. ``losses``
-    are those of the iterate a step starts from, not of line-search trial points.
-    """
-
-    def __init__(self, image: torch.Tensor, evaluate) -> None:
-        self.image = image
-        self.evaluate = evaluate
-        self.evaluations = 0
-        self.losses: dict[str, float] = {}
-        self._point: torch.Tensor | None = None
-        self._grad: torch.Tensor | None = None
-        self._loss: torch.Tensor | None = None
-        self._values: dict[str, float] = {}
-        self._first_call = True
-
-    def begin_step(self) -> None:
-        self._first_call = True
-
-    def __call__(self) -> torch.Tensor:
-        image = self.image
-        if self._point is not None and torch.equal(self._point, image.detach()):
-            image.grad = self._grad.clone()
-        else:
-            self._loss, self._values = self.evaluate()
-            self.evaluations += 1
-            self._point = image.detach().clone()
-            self._grad = image.grad.detach().clone()
-        if self._first_call:
-            self.losses, self._first_call = self._values, False
-        return self._loss
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return imaging.Plane(rgb, None, 0).luminance[..., None]
 
 
 def prepare(content: object, style: object, **options: Any) -> StyleTransfer:
@@ -252,9 +246,10 @@ def iter_stylize(content: object, style: object, **options: Any) -> Iterator[Ste
 
 
 def stylize(content: object, style: object, **options: Any) -> np.ndarray:
-    """Run to completion and return the stylised image in the content's layout."""
-    result = None
-    for step in iter_stylize(content, style, **options):
-        result = step.image if step.done else result
-    assert result is not None
+    """Run to completion and return the stylised image (or stack) in the content's layout."""
+    job = prepare(content, style, **options)
+    result = job.rendering.empty()
+    for step in job.steps():
+        if step.image is not None:
+            result[step.index] = step.image
     return result

@@ -70,7 +70,8 @@ class StyleTransferLoss(nn.Module):
     """Weighted sum of all terms; returns each weighted term and their total.
 
     Reported losses are the weighted terms, so the numbers a user sees add up to
-    the total being minimised.
+    the total being minimised. Style targets are fixed for a run; the content
+    target (and, in stacks, the neighbouring slice's result) change per plane.
     """
 
     def __init__(
@@ -80,12 +81,32 @@ class StyleTransferLoss(nn.Module):
         content_weight: float,
         style_weight: float,
         tv_weight: float,
+        slice_weight: float | None = None,
     ) -> None:
         super().__init__()
         self.content = nn.ModuleDict(content)
         self.style = nn.ModuleDict({name: loss for name, (loss, _) in style.items()})
         self.style_layer_weights = {name: weight for name, (_, weight) in style.items()}
         self.weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
+        if slice_weight is not None:
+            self.weights["slice"] = slice_weight
+        self.reference: dict[str, ContentLoss] = {}
+
+    def set_content(self, features: dict[str, torch.Tensor]) -> None:
+        """New content targets for the next plane (the style targets stay)."""
+        self.content = nn.ModuleDict({name: ContentLoss(features[name]) for name in self.content})
+
+    def set_reference(self, features: dict[str, torch.Tensor] | None) -> None:
+        """Content-layer features of the previous slice's result, for the inter-slice term.
+
+        In the spirit of Ruder et al.'s temporal term with identity warping
+        (neighbouring slices of a volume are already aligned). It compares features
+        at the content layers rather than pixels, so it is in the content term's
+        units whatever the loss network: ``slice_weight`` = ``content_weight``
+        weighs "look like your neighbour" as much as "look like your slice".
+        """
+        features = features or {}
+        self.reference = {name: ContentLoss(features[name]) for name in features}
 
     def forward(
         self, features: dict[str, torch.Tensor], image: torch.Tensor
@@ -104,5 +125,8 @@ class StyleTransferLoss(nn.Module):
             "style": self.weights["style"] * style,
             "tv": self.weights["tv"] * total_variation(image) if self.weights["tv"] else zero,
         }
-        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        if "slice" in self.weights:
+            near = sum((loss(features[name]) for name, loss in self.reference.items()), zero)
+            terms["slice"] = self.weights["slice"] * near
+        terms["total"] = sum(terms.values(), zero)
         return terms

@@ -18,7 +18,11 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "blend")
 POOLINGS = ("max", "avg")
 PRECISIONS = ("auto", "fp32", "bf16")
+STACKS = ("slice", "all")
+OUTPUT_RANGES = ("original", "unit")
 DEFAULT_LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.02}
+DEFAULT_SLICE_WEIGHT = 0.5
+"""Inter-slice term, in content-term units: features of the previous slice's result."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,11 @@ class Options:
     preview_every: int = 10
     checkpoint: str | None = None
     contrast_limits: tuple[float, float] | None = None
+    stack: str = "slice"
+    luminance_only: bool | None = None
+    output_range: str = "original"
+    slice_weight: float = DEFAULT_SLICE_WEIGHT
+    spacing: tuple[float, float] | None = None
 
     @classmethod
     def from_kwargs(cls, options: dict[str, Any]) -> Options:
@@ -72,12 +81,18 @@ class Options:
         _choice("init", self.init, INITS)
         _choice("pooling", self.pooling, POOLINGS)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("stack", self.stack, STACKS)
+        _choice("output_range", self.output_range, OUTPUT_RANGES)
+        if self.luminance_only not in (None, True, False):
+            raise ValueError(
+                f"luminance_only must be true, false or None (auto); got {self.luminance_only!r}"
+            )
         _integer("iterations", self.iterations, minimum=1)
         _integer("size", self.size, minimum=32, maximum=16384)
         _integer("lbfgs_history", self.lbfgs_history, minimum=1, maximum=1000)
         _integer("seed", self.seed, minimum=0)
         _integer("preview_every", self.preview_every, minimum=1)
-        for name in ("content_weight", "style_weight", "tv_weight"):
+        for name in ("content_weight", "style_weight", "tv_weight", "slice_weight"):
             _non_negative(name, getattr(self, name))
         _non_negative("noise_ratio", self.noise_ratio, maximum=1.0)
         if self.learning_rate is not None:
@@ -96,6 +111,8 @@ class Options:
         object.__setattr__(self, "style_layer_weights", self._layer_weights())
         if self.contrast_limits is not None:
             object.__setattr__(self, "contrast_limits", _limits(self.contrast_limits))
+        if self.spacing is not None:
+            object.__setattr__(self, "spacing", _spacing(self.spacing))
 
     @property
     def lr(self) -> float:
@@ -166,4 +183,13 @@ def _limits(limits: object) -> tuple[float, float]:
     values = _float_list("contrast_limits", limits)
     if len(values) != 2 or not all(map(math.isfinite, values)) or values[1] <= values[0]:
         raise ValueError(f"contrast_limits must be two finite numbers low < high; got {limits!r}")
+    return (values[0], values[1])
+
+
+def _spacing(spacing: object) -> tuple[float, float]:
+    values = _float_list("spacing", spacing)
+    if len(values) != 2 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(
+            f"spacing must be two positive pixel sizes (y, x) in any one unit; got {spacing!r}"
+        )
     return (values[0], values[1])

@@ -37,14 +37,18 @@ class RunRecord:
         self.losses: dict[str, float] = {}
         self.history: list[dict[str, Any]] = []
         self.info: dict[str, Any] = {}
+        self.planes = {"done": 0, "total": 1}
         self.message = ""
         self._versions = versions()
 
     def update(self, step: Step) -> None:
         self.iteration = step.iteration
+        self.planes = {"done": step.plane + int(step.plane_done), "total": step.planes}
         self.losses = dict(step.losses)
         if not step.cancelled:
             entry = {"iteration": step.iteration, "losses": self.losses, "elapsed": step.elapsed}
+            if step.planes > 1:
+                entry["plane"] = step.plane
             self.history.append(entry)
         if step.done:
             self.status = "cancelled" if step.cancelled else "done"
@@ -62,6 +66,7 @@ class RunRecord:
             "iteration": self.iteration,
             "losses": self.losses,
             "history": self.history,
+            "planes": self.planes,
             **self.info,
             "sources": self.sources,
             "versions": self._versions,

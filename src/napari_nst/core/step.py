@@ -18,9 +18,10 @@ carries the best image found so far, so "Cancel" never throws work away.
 class Step:
     """One optimisation iteration as seen from outside the engine.
 
-    ``image`` is only filled every ``preview_every`` iterations (and on the last
-    step) because converting and copying it to the host is the expensive part of
-    observing a run.
+    ``image`` is only filled every ``preview_every`` iterations (and on each plane's
+    last step) because converting and copying it to the host is the expensive part
+    of observing a run. In a stack run ``image`` is one plane, at ``index``;
+    ``iteration`` and ``total`` count over the whole run, so one progress bar fits.
     """
 
     iteration: int
@@ -32,3 +33,10 @@ class Step:
     cancelled: bool = False
     evaluations: int = 0
     """Loss-and-gradient evaluations so far (a line-search iteration may need several)."""
+    index: tuple[int, ...] = ()
+    """Position of ``image`` in the content's leading (stack) axes; () for a 2-D run."""
+    plane: int = 0
+    """Number of the plane being optimised, counting from 0, in C order over ``index``."""
+    planes: int = 1
+    plane_done: bool = False
+    """True on the step that carries a plane's final image (the best one found)."""

@@ -1,0 +1,108 @@
+"""The optimiser's side of a run: the objective it calls and a closure that never
+pays twice for the same point.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import devices
+from .features import VGGFeatures
+from .losses import StyleTransferLoss
+from .options import Options
+
+_MAX_LINE_SEARCH = 20
+"""Function evaluations one L-BFGS line search may spend; usually it needs one."""
+
+
+def make_optimizer(image: torch.Tensor, options: Options) -> torch.optim.Optimizer:
+    if options.optimizer == "adam":
+        return torch.optim.Adam([image], lr=options.lr)
+    # One L-BFGS iteration per step() call: the optimiser keeps its curvature
+    # history between calls, so this streams without changing the algorithm.
+    # The strong-Wolfe line search keeps the quartic Gram objective from
+    # diverging; ReusingClosure removes the evaluation it would otherwise repeat.
+    return torch.optim.LBFGS(
+        [image],
+        lr=options.lr,
+        max_iter=1,
+        max_eval=1 + _MAX_LINE_SEARCH,  # the default, 5/4 of max_iter, leaves it none
+        history_size=options.lbfgs_history,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+        line_search_fn="strong_wolfe",
+    )
+
+
+class Objective:
+    """Loss and gradient at the current image; remembers the best image evaluated."""
+
+    def __init__(
+        self,
+        image: torch.Tensor,
+        extractor: VGGFeatures,
+        loss_fn: StyleTransferLoss,
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+        precision: str,
+    ) -> None:
+        self.image, self.extractor, self.loss_fn = image, extractor, loss_fn
+        self.optimizer, self.device, self.precision = optimizer, device, precision
+        # Losses are means, so pixel gradients are tiny; torch's L-BFGS ignores
+        # curvature pairs below an absolute 1e-10, so it minimises the pixel sum.
+        lbfgs = isinstance(optimizer, torch.optim.LBFGS)
+        self.scale = float(image.numel()) if lbfgs else 1.0
+        self.best_total = float("inf")
+        self.best_image = image.detach().clone()
+        self.best_losses: dict[str, float] = {}
+
+    def __call__(self) -> tuple[torch.Tensor, dict[str, float]]:
+        self.optimizer.zero_grad(set_to_none=True)
+        with devices.autocast(self.device, self.precision):
+            features = self.extractor(self.image)
+        terms = self.loss_fn(features, self.image)
+        objective = terms["total"] * self.scale
+        objective.backward()
+        values = dict(zip(terms, torch.stack(list(terms.values())).tolist(), strict=True))
+        if values["total"] < self.best_total:
+            self.best_total, self.best_losses = values["total"], values
+            self.best_image = self.image.detach().clone()
+        return objective.detach(), values
+
+
+class ReusingClosure:
+    """An optimiser closure that answers a repeated evaluation from memory.
+
+    With ``max_iter=1`` each ``LBFGS.step`` starts by evaluating the point that the
+    previous step's line search has just evaluated. Recomputing it would double
+    the cost of every iteration, so the last point, loss and gradient are kept and
+    reused when the parameter holds exactly the same values again. ``losses``
+    are those of the iterate a step starts from, not of line-search trial points.
+    """
+
+    def __init__(self, image: torch.Tensor, evaluate) -> None:
+        self.image = image
+        self.evaluate = evaluate
+        self.evaluations = 0
+        self.losses: dict[str, float] = {}
+        self._point: torch.Tensor | None = None
+        self._grad: torch.Tensor | None = None
+        self._loss: torch.Tensor | None = None
+        self._values: dict[str, float] = {}
+        self._first_call = True
+
+    def begin_step(self) -> None:
+        self._first_call = True
+
+    def __call__(self) -> torch.Tensor:
+        image = self.image
+        if self._point is not None and torch.equal(self._point, image.detach()):
+            image.grad = self._grad.clone()
+        else:
+            self._loss, self._values = self.evaluate()
+            self.evaluations += 1
+            self._point = image.detach().clone()
+            self._grad = image.grad.detach().clone()
+        if self._first_call:
+            self.losses, self._first_call = self._values, False
+        return self._loss

@@ -1,0 +1,109 @@
+"""Arrays out: the engine's working tensor back in the user's layout, plane by plane.
+
+A result has the content's height and width (and stack shape) exactly. Gray
+results come back in the content's own intensity range by default, so they
+overlay the source under the same contrast limits; colour results are uint8 when
+the content was, float in [0, 1] otherwise; alpha is copied, never stylised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from skimage.color import rgb2yiq, yiq2rgb
+
+from .imaging import Layout, Plane, resize
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """How results of one run are shaped: decided before the run, so consumers can
+    allocate the output (a whole stack) up front."""
+
+    layout: Layout
+    luminance_only: bool
+    output_range: str = "original"
+
+    @property
+    def kind(self) -> str:
+        if not self.layout.colour and self.luminance_only:
+            return "gray"
+        return "rgba" if self.layout.kind == "rgba" else "rgb"
+
+    @property
+    def channels(self) -> int:
+        """Channels the engine optimises: luminance only, or RGB."""
+        return 1 if self.luminance_only else 3
+
+    @property
+    def dtype(self) -> np.dtype:
+        source = self.layout.dtype
+        keeps_integer = source.kind == "u" and (self.layout.colour or source == np.uint8)
+        if self.kind != "gray" and self.output_range == "original" and keeps_integer:
+            return source
+        return np.dtype(np.float32)
+
+    @property
+    def plane_shape(self) -> tuple[int, ...]:
+        channels = {"gray": (), "rgb": (3,), "rgba": (4,)}[self.kind]
+        return self.layout.plane_shape + channels
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.layout.stack_shape + self.plane_shape
+
+    @property
+    def contrast_limits(self) -> tuple[float, float] | None:
+        """Display limits that match the source's window (gray results only)."""
+        if self.kind != "gray":
+            return None
+        return self.layout.window if self.output_range == "original" else (0.0, 1.0)
+
+    @property
+    def fill(self) -> float:
+        """The value of a plane not computed yet: black under the display limits."""
+        return self.contrast_limits[0] if self.contrast_limits else 0
+
+    def empty(self) -> np.ndarray:
+        """A blank result for the whole input, to be filled plane by plane."""
+        return np.full(self.shape, self.fill, dtype=self.dtype)
+
+    @torch.no_grad()
+    def render(self, image: torch.Tensor, plane: Plane) -> np.ndarray:
+        """(1, C, h, w) working tensor → this plane's result in the user's layout."""
+        size = self.layout.plane_shape
+        result = resize(image.detach().float(), size).clamp_(0, 1)[0].permute(1, 2, 0)
+        values = result.cpu().numpy()
+        if self.kind == "gray":
+            return self._gray(values[..., 0])
+        if values.shape[-1] == 1:  # luminance-only transfer on colour content
+            yiq = rgb2yiq(plane.unit)
+            yiq[..., 0] = values[..., 0]
+            values = np.clip(yiq2rgb(yiq), 0, 1)
+        return self._colour(values, plane.alpha)
+
+    def _gray(self, luma: np.ndarray) -> np.ndarray:
+        if self.output_range == "unit":
+            return luma.astype(np.float32, copy=False)
+        low, high = self.layout.window
+        return (low + luma * (high - low)).astype(np.float32)
+
+    def _colour(self, rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+        dtype = self.dtype
+        if dtype.kind == "u":
+            out = np.rint(rgb * np.iinfo(dtype).max).astype(dtype)
+        else:
+            out = rgb.astype(np.float32, copy=False)
+        if alpha is None:
+            return out
+        return np.concatenate([out, self._alpha(alpha)[..., None]], axis=-1)
+
+    def _alpha(self, alpha: np.ndarray) -> np.ndarray:
+        """The content's alpha, bit for bit when the dtype allows it, else in [0, 1]."""
+        if alpha.dtype == self.dtype:
+            return alpha
+        if alpha.dtype.kind in "iu":
+            return (alpha / np.iinfo(alpha.dtype).max).astype(self.dtype)
+        return alpha.astype(self.dtype)
