@@ -51,7 +51,72 @@ def test_gray_16bit_content_and_tiff_output(tmp_path, style_rgb):
     assert main(["stylize", str(content), str(style), "-o", str(out), "--iterations", "2",
                  *FAST]) == 0  # fmt: skip
     result = iio.imread(out)
+    assert result.shape == (40, 50) and result.dtype == np.uint16  # the content's own dtype
+    assert result.min() > 0 and result.max() <= gray.max()
+    colour = tmp_path / "colour.tif"
+    assert main(["stylize", str(content), str(style), "-o", str(colour), "--iterations", "1",
+                 "--no-luminance-only", *FAST]) == 0  # fmt: skip
+    result = iio.imread(colour)
     assert result.shape == (40, 50, 3) and result.dtype == np.float32
+
+
+def test_tiff_stack_round_trip_keeps_shape_and_dtype(tmp_path, style_rgb):
+    import tifffile
+
+    z, y, x = np.mgrid[0:3, 0:48, 0:40]
+    volume = (1000 + 800 * np.sin(x / 4.0 + z) * np.cos(y / 5.0)).astype(np.uint16)
+    content, style, out = tmp_path / "vol.tif", tmp_path / "style.png", tmp_path / "out.tif"
+    tifffile.imwrite(content, volume, photometric="minisblack")
+    iio.imwrite(style, style_rgb)
+    log = tmp_path / "run.json"
+    args = [
+        "stylize",
+        str(content),
+        str(style),
+        "-o",
+        str(out),
+        "--stack",
+        "all",
+        "--iterations",
+        "2",
+        "--contrast-limits",
+        "300,1700",
+        "--log-json",
+        str(log),
+        *FAST,
+    ]
+    assert main(args) == 0  # fmt: skip
+    result = tifffile.imread(out)
+    assert result.shape == volume.shape and result.dtype == np.uint16
+    assert result.min() >= 300 and result.max() <= 1700  # the window, in the source's units
+    assert all(result[k].std() > 0 for k in range(3))
+    record = json.loads(log.read_text())
+    assert record["planes"] == {"done": 3, "total": 3} and len(record["steps"]) == 6
+    assert record["output"] == str(out)
+    assert record["result"] == {"shape": [3, 48, 40], "dtype": "float32"}  # before the file
+
+
+def test_planar_rgb_tiff_is_read_channels_last(tmp_path):
+    import tifffile
+
+    from napari_nst._io import read_image
+
+    rgb = np.random.default_rng(1).integers(0, 255, (3, 20, 30), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "planar.tif", rgb, photometric="rgb", planarconfig="separate")
+    np.testing.assert_array_equal(read_image(tmp_path / "planar.tif"), np.moveaxis(rgb, 0, -1))
+
+
+def test_a_stack_result_refuses_a_2d_format_before_any_work(tmp_path, style_rgb, capsys):
+    import tifffile
+
+    volume = np.random.default_rng(0).random((2, 40, 40))
+    tifffile.imwrite(tmp_path / "vol.tif", volume, photometric="minisblack")
+    iio.imwrite(tmp_path / "style.png", style_rgb)
+    code = main(["stylize", str(tmp_path / "vol.tif"), str(tmp_path / "style.png"),
+                 "-o", str(tmp_path / "out.png"), "--stack", "all", *FAST])  # fmt: skip
+    assert code == 2
+    assert "write it as .tif" in _one_line_error(capsys)
+    assert not (tmp_path / "out.png").exists()
 
 
 def _one_line_error(capsys) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 EIGHT_BIT_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+TIFF_SUFFIXES = {".tif", ".tiff"}
 
 
 class ImageFileError(ValueError):
@@ -20,22 +21,40 @@ class ImageFileError(ValueError):
 
 
 def read_image(path: str | os.PathLike, role: str = "image") -> np.ndarray:
+    """The whole image: every page of a TIFF stack, in its own dtype and shape."""
     import imageio.v3 as iio
 
     path = Path(path)
     if not path.is_file():
         raise ImageFileError(f"{role} not found: {path}")
     try:
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            return _read_tiff(path)
         return np.asarray(iio.imread(path))
     except Exception as exc:  # imageio raises many types for undecodable files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ImageFileError(f"cannot read {role} {path}: {reason}") from None
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write ``image``; float data goes to 8-bit formats as 0–255, TIFF keeps it as is."""
-    import imageio.v3 as iio
+def _read_tiff(path: Path) -> np.ndarray:
+    """Every page; colour samples stored as planes (axes 'SYX') are moved last."""
+    import tifffile
 
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        data = np.asarray(series.asarray())
+        axes = series.axes
+    if "S" in axes and axes.index("S") != len(axes) - 1:
+        data = np.moveaxis(data, axes.index("S"), -1)
+    return data
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, rgb: bool | None = None) -> Path:
+    """Write ``image``; float data goes to 8-bit formats as 0–255, TIFF keeps it as is.
+
+    ``rgb`` says whether the last axis holds colour channels (TIFF needs to know:
+    a gray stack of three slices has the same shape as a planar colour image).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in EIGHT_BIT_SUFFIXES and image.dtype.kind == "f":
@@ -47,12 +66,61 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     os.close(handle)
     os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
     try:
-        iio.imwrite(temporary, image, extension=suffix or ".png")
+        _write(temporary, image, suffix, rgb)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def check_writable(path: str | os.PathLike, ndim: int, rgb: bool) -> None:
+    """Refuse, before a run, an output format that cannot hold the result."""
+    spatial = ndim - (1 if rgb else 0)
+    suffix = Path(path).suffix.lower()
+    if spatial > 2 and suffix not in TIFF_SUFFIXES:
+        raise ImageFileError(
+            f"the result is a stack ({spatial}-D); {suffix or 'that format'} holds one "
+            "2-D image, so write it as .tif"
+        )
+
+
+def file_ready(
+    image: np.ndarray, suffix: str, source_dtype: np.dtype, window: tuple[float, float]
+) -> np.ndarray:
+    """A gray result in the content's intensity range, in a dtype the format can hold.
+
+    TIFF (and PNG for 8/16-bit) take the content's own integer dtype, so a 16-bit
+    volume comes back as a 16-bit volume; other formats get the window as 0–255.
+    """
+    suffix = suffix.lower()
+    integer = source_dtype.kind in "iu"
+    png_ok = suffix == ".png" and source_dtype in (np.uint8, np.uint16)
+    if integer and (suffix in TIFF_SUFFIXES or png_ok or source_dtype == np.uint8):
+        info = np.iinfo(source_dtype)
+        return np.clip(np.rint(image), info.min, info.max).astype(source_dtype)
+    if suffix in TIFF_SUFFIXES:
+        return image
+    low, high = window
+    return np.clip((image - low) / (high - low), 0, 1).astype(np.float32)
+
+
+def _write(path: str, image: np.ndarray, suffix: str, rgb: bool | None) -> None:
+    import imageio.v3 as iio
+    import tifffile
+
+    if suffix in TIFF_SUFFIXES:
+        if rgb is None:
+            rgb = image.ndim >= 3 and image.shape[-1] in (3, 4)
+        photometric = "rgb" if rgb else "minisblack"
+        extra = {"extrasamples": ["unassalpha"]} if rgb and image.shape[-1] == 4 else {}
+        tifffile.imwrite(path, image, photometric=photometric, **extra)
+        return
+    if image.ndim > 3 or (image.ndim == 3 and not rgb and rgb is not None):
+        raise ImageFileError(
+            f"a result of shape {image.shape} needs a stack format; write it as .tif"
+        )
+    iio.imwrite(path, image, extension=suffix or ".png")
 
 
 def _umask() -> int:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ._io import read_image, write_image
+from ._io import check_writable, file_ready, read_image, write_image
 
 PROG = "napari-nst"
 
@@ -77,6 +77,44 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=opt, help="(0)")
     run.add_argument("--preview-every", type=int, default=opt, help=argparse.SUPPRESS)
     run.add_argument("--checkpoint", default=opt, help="fast-method model file")
+    run.add_argument(
+        "--stack",
+        choices=["slice", "all"],
+        default=opt,
+        help="'all' stylises every plane of a 3-D/4-D content (TIFF stacks); default slice",
+    )
+    run.add_argument(
+        "--luminance-only",
+        action=argparse.BooleanOptionalAction,
+        default=opt,
+        help="transfer texture on luminance only (default: on for gray content)",
+    )
+    run.add_argument(
+        "--output-range",
+        choices=["original", "unit"],
+        default=opt,
+        help="gray results in the content's range (original, default) or in [0, 1]",
+    )
+    run.add_argument(
+        "--slice-weight",
+        type=float,
+        default=opt,
+        help="pull each slice towards its neighbour's result, relative to content (0.5)",
+    )
+    run.add_argument(
+        "--contrast-limits",
+        type=_float_list,
+        default=opt,
+        metavar="LOW,HIGH",
+        help="intensity window of gray content (default: its min and max)",
+    )
+    run.add_argument(
+        "--spacing",
+        type=_float_list,
+        default=opt,
+        metavar="Y,X",
+        help="physical pixel size of each plane, for anisotropic data (default 1,1)",
+    )
     run.add_argument("--log-json", metavar="PATH", help="write the run record as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -111,9 +149,12 @@ def _stylize(args: argparse.Namespace) -> int:
     content = read_image(args.content, "content image")
     style = read_image(args.style, "style image")
     run = prepare(content, style, **options)
+    rendering = run.rendering
+    check_writable(args.output, len(rendering.shape), rgb=rendering.kind != "gray")
     record = RunRecord(run.options.to_dict(), {"content": args.content, "style": args.style})
     steps = run.steps()
-    result = None
+    result = rendering.empty()
+    written = False  # any plane (or preview) in ``result`` yet
     # The bar starts with the first step: an error while loading weights stays one line,
     # and a download shows torch's own progress bar.
     bar = None
@@ -121,28 +162,35 @@ def _stylize(args: argparse.Namespace) -> int:
         for step in steps:
             if bar is None:
                 bar = tqdm(total=step.total, unit="it", desc="stylizing", disable=args.quiet)
-            bar.set_postfix(loss=f"{step.losses['total']:.4g}", refresh=False)
+            where = {"plane": f"{step.plane + 1}/{step.planes}"} if step.planes > 1 else {}
+            bar.set_postfix(loss=f"{step.losses['total']:.4g}", **where, refresh=False)
             bar.update(step.iteration - bar.n)
             record.update(step)
-            result = step.image if step.image is not None else result
+            if step.image is not None:
+                result[step.index], written = step.image, True
     except KeyboardInterrupt:
-        # The interrupt lands inside the engine; keep the newest preview we have.
+        # The interrupt lands inside the engine; keep the finished planes and the
+        # newest preview of the current one.
         steps.close()
         record.finish("cancelled", "interrupted")
-        if result is None:
+        if not written:
             raise
-        _save(result, args.output, args.log_json, record.to_dict() | run.info())
+        _save(result, args, run, record.to_dict() | run.info())
         return _fail(130, f"interrupted; the newest preview was written to {args.output}")
     finally:
         if bar is not None:
             bar.close()
-    _save(result, args.output, args.log_json, record.to_dict() | run.info())
+    _save(result, args, run, record.to_dict() | run.info())
     return 0
 
 
-def _save(image: Any, output: str, log_json: str | None, log: dict[str, Any]) -> None:
+def _save(image: Any, args: argparse.Namespace, run: Any, log: dict[str, Any]) -> None:
     """Write the image, then the record (CLI spelling: ``steps`` for the history)."""
-    path = write_image(output, image)
+    output, log_json, rendering = args.output, args.log_json, run.rendering
+    if rendering.kind == "gray" and rendering.output_range == "original":
+        layout = rendering.layout
+        image = file_ready(image, Path(output).suffix, layout.dtype, layout.window)
+    path = write_image(output, image, rgb=rendering.kind != "gray")
     if log_json:
         log["steps"] = log.pop("history")
         log["output"] = str(path)
