@@ -15,7 +15,7 @@ WAIT_MS = 60_000
 @pytest.fixture
 def widget(make_napari_viewer, qtbot, content_rgb, style_rgb):
     viewer = make_napari_viewer()
-    viewer.add_image(content_rgb, name="photo", scale=(0.5, 2.0), translate=(10, -3))
+    viewer.add_image(content_rgb, name="photo", scale=(0.5, 0.5), translate=(10, -3))
     viewer.add_image(style_rgb, name="painting")
     widget = StyleTransferWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Style Transfer")
@@ -41,7 +41,7 @@ def test_run_streams_previews_into_one_layer_and_ends_done(widget, qtbot, conten
     widget.iterations.value = 12
     updates: list[int] = []
     viewer.layers.events.inserted.connect(
-        lambda event: event.value.events.data.connect(lambda _: updates.append(1))
+        lambda event: event.value.events.set_data.connect(lambda _: updates.append(1))
     )
     widget.run.clicked.emit()
     assert not widget.run.enabled and widget.cancel.enabled
@@ -54,10 +54,10 @@ def test_run_streams_previews_into_one_layer_and_ends_done(widget, qtbot, conten
     assert record["params"]["iterations"] == 12 and record["params"]["weights"] == "random"
     assert record["weights"]["source"] == "random" and record["device"] == "cpu"
     assert record["sources"] == {"content": "photo", "style": "painting"}
-    assert 1 + len(updates) >= 3  # the layer's first image plus in-place updates
+    assert len(updates) >= 3  # previews refresh the one layer in place
     assert output.data.shape == content_rgb.shape and output.rgb
     assert output.name == "photo × painting"
-    np.testing.assert_allclose(output.scale, (0.5, 2.0))
+    np.testing.assert_allclose(output.scale, (0.5, 0.5))
     np.testing.assert_allclose(output.translate, (10, -3))
     assert widget.run.enabled and not widget.cancel.enabled
 
@@ -99,16 +99,97 @@ def test_gray_content_uses_the_layer_contrast_limits(widget, qtbot):
     np.testing.assert_array_equal(layer.data, gray)
 
 
-def test_current_slice_of_a_stack_is_used(widget, qtbot):
-    viewer = widget._viewer
-    stack = np.zeros((3, 40, 40), np.float32)
-    stack[1] = np.random.default_rng(0).random((40, 40))
-    layer = viewer.add_image(stack, name="stack")
-    viewer.dims.set_current_step(0, 1)
+@pytest.fixture
+def volume_layer(widget):
+    """A uint16 MRI-like volume, 3 mm slices, windowed 100–3000 by the user."""
+    z, y, x = np.mgrid[0:3, 0:217, 0:181]
+    data = (1500 + 1000 * np.sin(x / 6.0 + z) * np.cos(y / 9.0) + 300 * z).astype(np.uint16)
+    layer = widget._viewer.add_image(
+        data, name="mri", scale=(3, 1, 1), translate=(-4, 0, 0), contrast_limits=(100, 3000)
+    )
     widget.reset_choices()
     widget.content.value = layer
+    widget.iterations.value = 2
+    return layer
+
+
+def _run(widget, qtbot) -> object:
+    widget.run.clicked.emit()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    (output,) = _outputs(widget._viewer)
+    return output
+
+
+def test_whole_stack_keeps_shape_geometry_and_window(widget, qtbot, volume_layer):
+    before = volume_layer.data.copy()
+    assert widget.luminance_only.value  # gray content: gray result by default
+    widget.stack.value = "all"
+    assert not widget.slice_weight.native.isHidden()  # shown with its mode
+    output = _run(widget, qtbot)
+    assert output.data.shape == (3, 217, 181) and output.data.dtype == np.float32
+    assert np.isfinite(output.data).all() and not output.rgb
+    assert all(output.data[k].std() > 0 for k in range(3))  # every slice written
+    np.testing.assert_allclose(output.scale, (3, 1, 1))
+    np.testing.assert_allclose(output.translate, (-4, 0, 0))
+    assert tuple(output.contrast_limits) == (100, 3000)  # overlays the source's window
+    record = output.metadata[RECORD_KEY]
+    assert record["status"] == "done" and record["planes"] == {"done": 3, "total": 3}
+    assert record["iteration"] == 6 and len(record["history"]) == 6
+    np.testing.assert_array_equal(volume_layer.data, before)
+
+
+def test_current_slice_lands_on_the_displayed_slice(widget, qtbot, volume_layer):
+    viewer = widget._viewer
+    viewer.dims.set_point(0, 2.0)  # world z = -4 + 2·3: slice 2
+    output = _run(widget, qtbot)
+    assert output.data.shape == (1, 217, 181)
+    np.testing.assert_allclose(output.translate, (2.0, 0, 0))
+    np.testing.assert_allclose(output.scale, (3, 1, 1))
+    assert output.metadata[RECORD_KEY]["sources"]["plane"] == [2]
+    # Where the viewer shows slice 2, the output is there; one slice away it is not.
+    assert output.world_to_data((2.0, 100, 90))[0] == pytest.approx(0)
+    assert output.world_to_data((5.0, 100, 90))[0] == pytest.approx(1)  # next slice: outside
+
+
+def test_a_transposed_view_stylises_the_plane_on_screen(widget, qtbot):
+    viewer = widget._viewer
+    data = np.random.default_rng(0).random((40, 30, 56)).astype(np.float32)
+    layer = viewer.add_image(data, name="zyx", scale=(2, 1, 1))
+    widget.reset_choices()
+    widget.content.value = layer
+    widget.iterations.value = 1
+    viewer.dims.order = (1, 0, 2)  # rows z, columns x; y is sliced
+    viewer.dims.set_point(1, 7.0)
     job, _ = widget._prepare()
-    assert job.layout.shape == (40, 40) and job.content.std() > 0
+    assert job.layout.plane_shape == (40, 56)
+    assert job.shape == (64, 45)  # 80 × 56 physical units at 64 px: no squashed z
+    output = _run(widget, qtbot)
+    assert output.data.shape == (40, 1, 56)
+    np.testing.assert_allclose(output.translate, (0, 7, 0))
+
+
+def test_cancel_in_a_stack_keeps_the_finished_slices(widget, qtbot, volume_layer):
+    widget.stack.value = "all"
+    widget.iterations.value = 3
+    widget.run.clicked.emit()
+    qtbot.waitUntil(
+        lambda: widget._record is not None and widget._record.planes["done"] >= 1,
+        timeout=WAIT_MS,
+    )
+    widget.cancel.clicked.emit()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    (output,) = _outputs(widget._viewer)
+    record = output.metadata[RECORD_KEY]
+    assert record["status"] == "cancelled" and 1 <= record["planes"]["done"] < 3
+    assert output.data[0].std() > 0  # the finished slice is kept
+    assert output.data[2].std() == 0  # the slice never reached stays blank
+
+
+def test_colour_mode_on_gray_content_gives_rgb(widget, qtbot, volume_layer):
+    widget.luminance_only.value = False
+    output = _run(widget, qtbot)
+    assert output.rgb and output.data.shape == (1, 217, 181, 3)
+    assert output.data.dtype == np.float32 and output.data.max() <= 1
 
 
 @pytest.mark.parametrize(

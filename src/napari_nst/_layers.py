@@ -3,10 +3,16 @@
 Inputs are copied out of layers on the main thread, so the engine never holds a
 layer or a view into its data: a run cannot modify the user's layers, and a user
 editing a layer cannot corrupt a running job.
+
+The engine wants planes in its last two axes. The viewer may show any two axes
+of a layer (a z–x view of a volume, say), so a selection reorders the layer's
+axes as *non-displayed…, displayed row, displayed column* and the output goes
+back through the inverse order, on the same world grid as the content.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,26 +24,104 @@ if TYPE_CHECKING:
 RECORD_KEY = "napari_nst"
 
 
-def plane_from_layer(layer: Image, viewer: napari.Viewer | None) -> np.ndarray:
-    """A copy of the 2-D plane the viewer shows (or the whole image if it is 2-D).
+@dataclass(frozen=True)
+class Selection:
+    """What of a layer a run uses, and where its result belongs in the world."""
 
-    Multiscale layers contribute their full-resolution level. For N-D data the
-    slice follows ``viewer.dims`` like the canvas does.
+    data: Any  # engine order: stack axes…, rows, columns[, channels]
+    order: tuple[int, ...]  # layer axis for each engine axis (channels excluded)
+    index: tuple[int, ...] | None  # the shown plane in non-displayed axes; None = all
+    spacing: tuple[float, float]  # physical pixel size of a plane (rows, columns)
+    geometry: dict[str, Any]  # scale/translate/units/axis_labels of the output layer
+
+    @property
+    def stack_axes(self) -> int:
+        return len(self.order) - 2
+
+    def split(self, engine_shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(spatial shape in engine order, channels) of an engine result, slabs made 3-D+."""
+        planes_axes = self.stack_axes if self.index is None else 0
+        spatial = engine_shape[: planes_axes + 2]
+        if self.index is not None:  # one plane, kept as a 1-thick slab at its position
+            spatial = (1,) * self.stack_axes + spatial
+        return spatial, engine_shape[planes_axes + 2 :]
+
+
+def select(layer: Image, viewer: napari.Viewer | None, whole_stack: bool) -> Selection:
+    """The plane the viewer shows (or every plane), reordered for the engine.
+
+    Multiscale layers contribute their full-resolution level. Numpy data is
+    copied; lazy arrays (dask, zarr) stay lazy and are read plane by plane.
     """
     data = layer.data[0] if layer.multiscale else layer.data
-    spatial = data.ndim - (1 if layer.rgb else 0)
-    index: tuple[int, ...] = ()
-    if spatial > 2:
-        leading = spatial - 2
-        if viewer is not None:
-            point = layer.world_to_data(viewer.dims.point[-layer.ndim :])
-            index = tuple(
-                int(np.clip(round(float(p)), 0, data.shape[axis] - 1))
-                for axis, p in enumerate(point[:leading])
-            )
-        else:
-            index = (0,) * leading
-    return np.array(data[index], copy=True)
+    spatial = layer.ndim
+    rows, columns = displayed_axes(layer, viewer)
+    others = tuple(axis for axis in range(spatial) if axis not in (rows, columns))
+    order = (*others, rows, columns)
+    channel = (spatial,) if layer.rgb else ()
+    view = _transpose(data, order + channel)
+    index = None if whole_stack or not others else _shown_index(layer, viewer, others, data)
+    content = view[index] if index is not None else view
+    content = np.array(content, copy=True) if isinstance(content, np.ndarray) else content
+    scale = tuple(float(s) for s in layer.scale)
+    translate = [float(t) for t in layer.translate]
+    for axis, position in zip(others, index or (), strict=False):
+        translate[axis] += position * scale[axis]
+    geometry: dict[str, Any] = {"scale": scale, "translate": tuple(translate)}
+    for attribute in ("units", "axis_labels"):
+        value = getattr(layer, attribute, None)
+        if value is not None:
+            geometry[attribute] = tuple(value)
+    return Selection(content, order, index, (abs(scale[rows]), abs(scale[columns])), geometry)
+
+
+def displayed_axes(layer: Image, viewer: napari.Viewer | None) -> tuple[int, int]:
+    """The layer axes on screen as rows and columns (the last two when unsure)."""
+    last_two = (layer.ndim - 2, layer.ndim - 1)
+    if viewer is None or layer.ndim < 2:
+        return last_two
+    offset = viewer.dims.ndim - layer.ndim
+    axes = [world - offset for world in viewer.dims.displayed[-2:]]
+    if len(axes) != 2 or not all(0 <= axis < layer.ndim for axis in axes):
+        return last_two
+    return axes[0], axes[1]
+
+
+def _shown_index(
+    layer: Image, viewer: napari.Viewer | None, axes: tuple[int, ...], data: Any
+) -> tuple[int, ...]:
+    if viewer is None:
+        return (0,) * len(axes)
+    point = layer.world_to_data(viewer.dims.point[-layer.ndim :])
+    return tuple(int(np.clip(round(float(point[axis])), 0, data.shape[axis] - 1)) for axis in axes)
+
+
+def _transpose(data: Any, order: tuple[int, ...]) -> Any:
+    if order == tuple(range(len(order))):
+        return data
+    if hasattr(data, "transpose"):
+        return data.transpose(order)
+    return np.transpose(np.asarray(data), order)
+
+
+class OutputTarget:
+    """The output layer's array, written plane by plane in the engine's axis order."""
+
+    def __init__(
+        self, selection: Selection, engine_shape: tuple[int, ...], dtype: np.dtype, fill: float
+    ) -> None:
+        spatial, channels = selection.split(engine_shape)
+        layer_shape = [0] * len(spatial)
+        for engine_axis, layer_axis in enumerate(selection.order):
+            layer_shape[layer_axis] = spatial[engine_axis]
+        self.array = np.full((*layer_shape, *channels), fill, dtype=dtype)
+        channel_axes = tuple(range(len(spatial), self.array.ndim))
+        self._engine_view = self.array.transpose(selection.order + channel_axes)
+        self._depth = selection.stack_axes
+
+    def write(self, index: tuple[int, ...], image: np.ndarray) -> None:
+        """Put a plane (an engine ``Step.image`` at ``Step.index``) in place."""
+        self._engine_view[tuple(index) + (0,) * (self._depth - len(index))] = image
 
 
 def gray_contrast_limits(layer: Image) -> tuple[float, float] | None:
@@ -48,29 +132,20 @@ def gray_contrast_limits(layer: Image) -> tuple[float, float] | None:
     return (low, high) if high > low else None
 
 
-def output_geometry(content: Image) -> dict[str, Any]:
-    """``scale``/``translate`` (and units, axis labels) of the content's displayed plane."""
-    geometry: dict[str, Any] = {
-        "scale": tuple(content.scale[-2:]),
-        "translate": tuple(content.translate[-2:]),
-    }
-    for attribute in ("units", "axis_labels"):
-        value = getattr(content, attribute, None)
-        if value is not None:
-            geometry[attribute] = tuple(value)[-2:]
-    return geometry
-
-
 def output_name(content: Image, style: Image) -> str:
     return f"{content.name} × {style.name}"
 
 
 def add_output_layer(
     viewer: napari.Viewer,
-    image: np.ndarray,
+    data: np.ndarray,
     name: str,
     geometry: dict[str, Any],
     record: dict[str, Any],
+    rgb: bool,
+    display: dict[str, Any] | None = None,
 ) -> Image:
-    rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
-    return viewer.add_image(image, name=name, rgb=rgb, metadata={RECORD_KEY: record}, **geometry)
+    """A new Image layer on the content's world grid (``display``: limits, colormap)."""
+    return viewer.add_image(
+        data, name=name, rgb=rgb, metadata={RECORD_KEY: record}, **geometry, **(display or {})
+    )

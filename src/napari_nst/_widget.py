@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import (
+    CheckBox,
     ComboBox,
     Container,
     FileEdit,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from .core.record import RunRecord
 
 WEIGHT_SOURCES = ["torchvision", "caffe", "random", "file"]
+STACK_MODES = [("current slice", "slice"), ("whole stack", "all")]
 
 
 class StyleTransferWidget(Container):
@@ -81,15 +83,42 @@ class StyleTransferWidget(Container):
         )
         self.checkpoint = FileEdit(name="checkpoint", visible=False, filter="*.pth *.pt")
         self.seed = SpinBox(name="seed", value=defaults.seed, min=0, max=2**31 - 1)
+        self.stack = ComboBox(
+            name="stack",
+            choices=STACK_MODES,
+            value=defaults.stack,
+            tooltip="The plane on screen, or every plane along the axes not on screen.",
+        )
+        self.slice_weight = _weight("slice_weight", defaults.slice_weight, step=0.1)
+        self.slice_weight.label = "slice weight"
+        self.slice_weight.tooltip = "Pull each slice towards its neighbour's result (no flicker)."
+        self.slice_weight.visible = False
+        self.luminance_only = CheckBox(
+            name="luminance_only",
+            text="luminance only",
+            value=False,
+            tooltip="Transfer texture on brightness only: gray stays gray, colours stay put.",
+        )
+        self.output_range = ComboBox(
+            name="output_range",
+            label="output range",
+            choices=["original", "unit"],
+            value=defaults.output_range,
+            tooltip="Gray results in the content's intensities (overlay it) or in [0, 1].",
+        )
         self.run = PushButton(name="run", text="Run")
         self.cancel = PushButton(name="cancel", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
         self.extend([
             self.content, self.style, self.method, self.content_weight, self.style_weight,
-            self.tv_weight, self.iterations, self.size, self.device, self.weights,
+            self.tv_weight, self.iterations, self.size, self.stack, self.slice_weight,
+            self.luminance_only, self.output_range, self.device, self.weights,
             self.weights_file, self.checkpoint, self.seed, self.run, self.cancel, self.status,
         ])  # fmt: skip
 
+        self.content.changed.connect(self._on_content_changed)
+        self._on_content_changed(self.content.value)
+        self.stack.changed.connect(self._on_stack_changed)
         self.weights.changed.connect(self._on_weights_changed)
         self.run.changed.connect(self._on_run)
         self.cancel.changed.connect(self._on_cancel)
@@ -98,9 +127,11 @@ class StyleTransferWidget(Container):
         self._job: StyleTransfer | None = None
         self._record: RunRecord | None = None
         self._output: Image | None = None
+        self._target: _layers.OutputTarget | None = None
         self._output_spec: dict[str, Any] = {}
         self._progress: progress | None = None
         self._last_preview = 0.0
+        self._handling_step = self._finish_pending = False
 
     # -- UI -> run ---------------------------------------------------------------
 
@@ -119,6 +150,10 @@ class StyleTransferWidget(Container):
             "device": self.device.value,
             "weights": weights,
             "seed": self.seed.value,
+            "stack": self.stack.value,
+            "slice_weight": self.slice_weight.value,
+            "luminance_only": self.luminance_only.value,
+            "output_range": self.output_range.value,
         }
 
     def _on_run(self) -> None:
@@ -139,26 +174,33 @@ class StyleTransferWidget(Container):
             raise ValueError("choose a content image layer and a style image layer")
         if content is style:
             raise ValueError("content and style are the same layer; pick a painting as style")
+        selection = _layers.select(content, self._viewer, whole_stack=self.stack.value == "all")
+        style_plane = _layers.select(style, self._viewer, whole_stack=False).data
         job = prepare(
-            _layers.plane_from_layer(content, self._viewer),
-            _layers.plane_from_layer(style, self._viewer),
+            selection.data,
+            style_plane,
             contrast_limits=_layers.gray_contrast_limits(content),
+            spacing=selection.spacing,
             preview_every=max(1, self.iterations.value // 100),
             **self.options(),
         )
+        sources: dict[str, Any] = {"content": content.name, "style": style.name}
+        if selection.index is not None:
+            sources["plane"] = list(selection.index)
         spec = {
             "name": _layers.output_name(content, style),
-            "geometry": _layers.output_geometry(content),
-            "sources": {"content": content.name, "style": style.name},
+            "selection": selection,
+            "sources": sources,
+            "colormap": None if content.rgb else content.colormap.name,
         }
         return job, spec
 
     def _start(self, job: StyleTransfer, spec: dict[str, Any]) -> None:
         from .core.record import RunRecord
 
-        self._job, self._output_spec, self._output = job, spec, None
+        self._job, self._output_spec, self._output, self._target = job, spec, None, None
         self._record = RunRecord(job.options.to_dict(), spec["sources"])
-        self._progress = progress(total=job.options.iterations, desc="Style transfer")
+        self._progress = progress(total=job.planes * job.options.iterations, desc="Style transfer")
         self._progress.set_description("Style transfer: loading VGG19 weights")
         self._set_running(True)
         self._worker = create_worker(job.steps, _ignore_errors=True)
@@ -183,30 +225,67 @@ class StyleTransferWidget(Container):
         record, bar = self._record, self._progress
         if record is None or bar is None:
             return
+        # Updating napari's progress bar can process Qt events, and with them the
+        # worker's ``finished``: teardown waits until this step is fully handled.
+        self._handling_step = True
+        try:
+            self._take_step(step, record)
+            bar.update(step.iteration - bar.n)
+        finally:
+            self._handling_step = False
+        if self._finish_pending:
+            self._on_finished()
+
+    def _take_step(self, step: Step, record: RunRecord) -> None:
         record.update(step)
         if step.iteration == 1 and self._job is not None:
             record.info = self._job.info()
-            bar.set_description("Style transfer")
-        bar.update(step.iteration - bar.n)
+            if self._progress is not None:
+                self._progress.set_description("Style transfer")
+        where = f"slice {step.plane + 1}/{step.planes}  " if step.planes > 1 else ""
         self.status.value = (
-            f"iteration {step.iteration}/{step.total}  loss {step.losses['total']:.4g}"
+            f"{where}iteration {step.iteration}/{step.total}  loss {step.losses['total']:.4g}"
         )
         now = time.perf_counter()
-        if step.image is not None and (
-            step.done or now - self._last_preview >= self.preview_interval
-        ):
+        final = step.done or step.plane_done
+        if step.image is not None and (final or now - self._last_preview >= self.preview_interval):
             self._last_preview = now
-            self._show(step.image)
+            self._show(step)
         self._publish_record()
 
-    def _show(self, image: Any) -> None:
+    def _show(self, step: Step) -> None:
+        """Write the step's plane into the output layer (created on the first preview)."""
+        job, spec = self._job, self._output_spec
+        if self._target is None and job is not None:
+            rendering = job.rendering
+            self._target = _layers.OutputTarget(
+                spec["selection"], rendering.shape, rendering.dtype, rendering.fill
+            )
+        if self._target is None:
+            return
+        self._target.write(step.index, step.image)
         output = self._output
         if output is not None and output in self._viewer.layers:
-            output.data = image
+            output.refresh(extent=False, highlight=False)
             return
-        spec = self._output_spec
-        self._output = _layers.add_output_layer(
-            self._viewer, image, spec["name"], spec["geometry"], self._record.to_dict()
+        self._output = self._add_output_layer()
+
+    def _add_output_layer(self) -> Image:
+        assert self._job is not None and self._target is not None and self._record is not None
+        rendering, spec = self._job.rendering, self._output_spec
+        display: dict[str, Any] = {}
+        if rendering.contrast_limits is not None:
+            display["contrast_limits"] = rendering.contrast_limits
+            if spec["colormap"]:
+                display["colormap"] = spec["colormap"]
+        return _layers.add_output_layer(
+            self._viewer,
+            self._target.array,
+            spec["name"],
+            spec["selection"].geometry,
+            self._record.to_dict(),
+            rgb=rendering.kind != "gray",
+            display=display,
         )
 
     def _publish_record(self) -> None:
@@ -221,6 +300,10 @@ class StyleTransferWidget(Container):
         show_error(f"Style transfer failed: {exc}")
 
     def _on_finished(self) -> None:
+        if self._handling_step:
+            self._finish_pending = True
+            return
+        self._finish_pending = False
         record = self._record
         if record is not None and record.status == "running":
             record.finish("cancelled")
@@ -230,12 +313,20 @@ class StyleTransferWidget(Container):
         if record is not None and record.status != "failed":
             show_info(f"Style transfer {record.status} after {record.iteration} iterations")
         self.status.value = record.status if record is not None else ""
-        self._worker = self._job = self._progress = None
+        self._worker = self._job = self._progress = self._target = None
+        self._output_spec = {}
         self._set_running(False)
 
     def _set_running(self, running: bool) -> None:
         self.run.enabled = not running
         self.cancel.enabled = running
+
+    def _on_content_changed(self, layer: Image | None) -> None:
+        """Gray content defaults to a gray (luminance-only) result, colour to colour."""
+        self.luminance_only.value = layer is not None and not layer.rgb
+
+    def _on_stack_changed(self, value: str) -> None:
+        self.slice_weight.visible = value == "all"
 
     def _on_weights_changed(self, value: str) -> None:
         self.weights_file.visible = value == "file"
