@@ -219,3 +219,29 @@ def test_engine_errors_end_the_run_as_failed_with_a_notification(widget, qtbot, 
     assert len(shown) == 1 and "weights file not found" in shown[0]
     assert widget._record.status == "failed"
     assert widget.run.enabled
+
+
+@pytest.mark.parametrize(
+    ("data", "stack", "message"),
+    [
+        (np.stack([np.ones((40, 40)), np.full((40, 40), np.nan)]), "all", "no finite values"),
+        (np.full((40, 40), 5.0), "slice", "constant"),
+    ],
+)
+def test_bad_layer_data_is_notified_and_left_untouched(
+    widget, qtbot, monkeypatch, data, stack, message
+):
+    shown: list[str] = []
+    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
+    layer = widget._viewer.add_image(data, name="bad", contrast_limits=(0, 1))
+    before = np.array(layer.data, copy=True)
+    widget.reset_choices()
+    widget.content.value = layer
+    widget.stack.value = stack
+    if message == "constant":  # the window comes from the data, not the slider
+        monkeypatch.setattr("napari_nst._layers.gray_contrast_limits", lambda layer: None)
+    widget.run.clicked.emit()
+    assert not widget.running
+    assert len(shown) == 1 and message in shown[0]
+    np.testing.assert_array_equal(layer.data, before)
+    assert not _outputs(widget._viewer)
