@@ -38,6 +38,7 @@ from .features import (
     TORCHVISION_PREPROCESS,
     Preprocess,
 )
+from .safeload import UnsafeOrCorruptFile, read_state_dict
 
 TORCHVISION_URL = VGG19_Weights.IMAGENET1K_V1.url
 CAFFE_URL = "https://web.eecs.umich.edu/~justincj/models/vgg19-d01eb7cb.pth"
@@ -152,28 +153,11 @@ def _load_file(path: Path) -> ConvWeights:
 @functools.lru_cache(maxsize=2)
 def _load_cached(path: Path, mtime_ns: int, size: int) -> ConvWeights:
     try:
-        state = _read_state_dict(path)
-    except Exception as exc:  # torch raises several types for unsafe or corrupt files
-        raise WeightsError(
-            f"could not read weights file {path}: {_reason(exc)}. It must be a PyTorch "
-            "state dict (a pickle that tries to run code is refused)"
-        ) from None
+        state, _ = read_state_dict(path)
+    except UnsafeOrCorruptFile as exc:
+        detail = str(exc).removeprefix("could not read ")
+        raise WeightsError(f"could not read weights file {detail}") from None
     return convs_from_state_dict(state, str(path))
-
-
-def _read_state_dict(path: Path) -> object:
-    """``torch.load`` with ``weights_only``; memory-mapped where the format allows.
-
-    Mapping means the ~500 MB classifier of a full VGG19 file is never read, only
-    the convolutions we copy out. Files in torch's legacy (pre-zip) format cannot
-    be mapped and are read whole.
-    """
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as exc:
-        if "mmap" not in str(exc):
-            raise
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def convs_from_state_dict(state: object, origin: str = "state dict") -> ConvWeights:
