@@ -9,6 +9,7 @@ Elsewhere, notably AVX2-only CPUs where bf16 is emulated and slower, fp32 is use
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
@@ -107,3 +108,29 @@ def release(device: torch.device) -> None:
     elif device.type == "mps":
         with contextlib.suppress(AttributeError, RuntimeError):
             torch.mps.empty_cache()
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes one inference may use: half the free GPU memory, a quarter of free RAM.
+
+    The CPU share is capped at 2 GiB so a large image is tiled rather than
+    pushing a 2-core laptop into swap.
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.5)
+    return int(min(2 * 2**30, 0.25 * _available_ram()))
+
+
+def _available_ram() -> int:
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from . import devices, imaging
+from .fast import FastTransfer
 from .features import VGGFeatures
 from .losses import ContentLoss, StyleLoss, StyleTransferLoss
 from .optim import Objective, ReusingClosure, make_optimizer
@@ -37,10 +38,8 @@ class StyleTransfer:
     """
 
     def __init__(self, content: object, style: object, options: Options) -> None:
-        if options.method != "gatys":
-            raise ValueError(
-                f"method {options.method!r} is not available in this version; use 'gatys'"
-            )
+        if style is None:
+            raise ValueError("method 'gatys' needs a style image")
         self.options = options
         self.layout = imaging.inspect(
             content, "content image", options.contrast_limits, stack=options.stack == "all"
@@ -52,8 +51,9 @@ class StyleTransfer:
         if luminance is None:  # gray in, gray out; colour keeps its colours unless asked
             luminance = not self.layout.colour
         self.rendering = Rendering(self.layout, luminance, options.output_range)
-        self.shape = imaging.working_shape(self.layout.plane_shape, options.size, options.spacing)
-        self.style_shape = imaging.working_shape(style_layout.plane_shape, options.size)
+        size = options.gatys_size
+        self.shape = imaging.working_shape(self.layout.plane_shape, size, options.spacing)
+        self.style_shape = imaging.working_shape(style_layout.plane_shape, size)
         self.device = devices.resolve_device(options.device)
         self.precision = devices.resolve_precision(options.precision, self.device)
         self.weights: VGGWeights | None = None
@@ -231,12 +231,19 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return imaging.Plane(rgb, None, 0).luminance[..., None]
 
 
-def prepare(content: object, style: object, **options: Any) -> StyleTransfer:
-    """Validate inputs and options; raises ``ValueError`` with a readable message."""
-    return StyleTransfer(content, style, Options.from_kwargs(options))
+def prepare(content: object, style: object = None, **options: Any) -> StyleTransfer | FastTransfer:
+    """Validate inputs and options; raises ``ValueError`` with a readable message.
+
+    ``method="fast"`` applies ``checkpoint`` (its style is baked in; ``style`` is
+    not used); ``"gatys"`` optimises towards ``style``.
+    """
+    parsed = Options.from_kwargs(options)
+    if parsed.method == "fast":
+        return FastTransfer(content, parsed)
+    return StyleTransfer(content, style, parsed)
 
 
-def iter_stylize(content: object, style: object, **options: Any) -> Iterator[Step]:
+def iter_stylize(content: object, style: object = None, **options: Any) -> Iterator[Step]:
     """Stream a run as :class:`Step`s; see the README for every option.
 
     Inputs and options are validated immediately (not on first ``next``), so
@@ -245,7 +252,7 @@ def iter_stylize(content: object, style: object, **options: Any) -> Iterator[Ste
     return prepare(content, style, **options).steps()
 
 
-def stylize(content: object, style: object, **options: Any) -> np.ndarray:
+def stylize(content: object, style: object = None, **options: Any) -> np.ndarray:
     """Run to completion and return the stylised image (or stack) in the content's layout."""
     job = prepare(content, style, **options)
     result = job.rendering.empty()

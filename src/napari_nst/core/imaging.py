@@ -164,7 +164,9 @@ def read_plane(array: object, index: tuple[int, ...], layout: Layout) -> Plane:
         if non_finite:
             values[bad] = layout.window[0]
     low, high = layout.window
-    unit = np.clip((values - low) / (high - low), 0, 1).astype(np.float32)
+    values -= low  # in place: one float copy of a plane, however large
+    values /= high - low
+    unit = np.clip(values, 0, 1, out=values).astype(np.float32, copy=False)
     unit = unit if layout.colour else unit[..., None]
     alpha = np.array(data[..., 3], copy=True) if layout.kind == "rgba" else None
     return Plane(unit, alpha, non_finite)

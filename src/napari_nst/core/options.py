@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from .features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, canonical_layer_name
+from .tiling import MIN_TILE
 
 METHODS = ("gatys", "fast")
 OPTIMIZERS = ("lbfgs", "adam")
@@ -21,6 +22,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 STACKS = ("slice", "all")
 OUTPUT_RANGES = ("original", "unit")
 DEFAULT_LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.02}
+DEFAULT_GATYS_SIZE = 512
+"""Working size of the optimisation when ``size`` is not given (fast runs use the image's)."""
 DEFAULT_SLICE_WEIGHT = 0.5
 """Inter-slice term, in content-term units: features of the previous slice's result."""
 
@@ -37,7 +40,7 @@ class Options:
 
     method: str = "gatys"
     iterations: int = 500
-    size: int = 512
+    size: int | None = None
     content_weight: float = 1.0
     style_weight: float = 1e6
     tv_weight: float = 1.0
@@ -62,6 +65,7 @@ class Options:
     output_range: str = "original"
     slice_weight: float = DEFAULT_SLICE_WEIGHT
     spacing: tuple[float, float] | None = None
+    tile: int | None = None
 
     @classmethod
     def from_kwargs(cls, options: dict[str, Any]) -> Options:
@@ -88,7 +92,12 @@ class Options:
                 f"luminance_only must be true, false or None (auto); got {self.luminance_only!r}"
             )
         _integer("iterations", self.iterations, minimum=1)
-        _integer("size", self.size, minimum=32, maximum=16384)
+        if self.size is not None:
+            _integer("size", self.size, minimum=32, maximum=16384)
+        if self.tile is not None:
+            _integer("tile", self.tile, minimum=0)
+            if 0 < self.tile < MIN_TILE:
+                raise ValueError(f"tile must be 0 (never tile) or at least {MIN_TILE} px")
         _integer("lbfgs_history", self.lbfgs_history, minimum=1, maximum=1000)
         _integer("seed", self.seed, minimum=0)
         _integer("preview_every", self.preview_every, minimum=1)
@@ -113,6 +122,10 @@ class Options:
             object.__setattr__(self, "contrast_limits", _limits(self.contrast_limits))
         if self.spacing is not None:
             object.__setattr__(self, "spacing", _spacing(self.spacing))
+
+    @property
+    def gatys_size(self) -> int:
+        return self.size or DEFAULT_GATYS_SIZE
 
     @property
     def lr(self) -> float:

@@ -92,8 +92,9 @@ class Rendering:
 
     def _colour(self, rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
         dtype = self.dtype
-        if dtype.kind == "u":
-            out = np.rint(rgb * np.iinfo(dtype).max).astype(dtype)
+        if dtype.kind == "u":  # in place: a tiled 8192² plane is 800 MB per float copy
+            scaled = rgb * np.float32(np.iinfo(dtype).max)
+            out = np.rint(scaled, out=scaled).astype(dtype)
         else:
             out = rgb.astype(np.float32, copy=False)
         if alpha is None:

@@ -40,3 +40,5 @@ class Step:
     planes: int = 1
     plane_done: bool = False
     """True on the step that carries a plane's final image (the best one found)."""
+    saved: str | None = None
+    """A file written at this step (training checkpoints)."""

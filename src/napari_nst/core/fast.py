@@ -1,0 +1,271 @@
+"""Fast (feed-forward) style transfer: one network pass per plane, or per tile.
+
+The same generator contract as the Gatys engine: ``steps()`` yields
+:class:`Step`s (one per tile, or per batch of planes), ``send(STOP)`` ends the run
+keeping every finished plane. Fast runs have no losses to report.
+
+Big planes are tiled with the whole image's instance-norm statistics frozen
+(measured on the image itself, or on a copy downscaled to :data:`STATS_SIDE`), so
+tiles are normalised alike and blend without seams; peak memory is bounded by
+the tile size, whatever the image size.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import devices, imaging, tiling
+from .options import Options
+from .rendering import Rendering
+from .safeload import UnsafeOrCorruptFile, read_state_dict
+from .step import STOP, Step
+from .transformer import TransformerNet, pad_to_stride
+from .weights import file_sha256
+
+STATS_SIDE = 1024
+"""Longest side of the copy a tiled plane's normalisation statistics come from."""
+
+BYTES_PER_PIXEL = 1200
+"""Peak activation memory of one inference, measured: ~1.1 kB per input pixel (fp32)."""
+
+_LEGACY_KEY = re.compile(r"(^|\.)in\d+\.(running_mean|running_var|num_batches_tracked)$")
+_LUMA = torch.tensor([0.299, 0.587, 0.114])  # YIQ's Y, as skimage.color.rgb2yiq
+
+
+class CheckpointError(ValueError):
+    """A fast-style model file that cannot be used, with what was found in it."""
+
+
+def load_checkpoint(path: str | Path) -> TransformerNet:
+    """A TransformerNet from a pytorch/examples state dict (``.pth``) or ``.safetensors``."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    stat = path.stat()
+    return _load_cached(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: Path, mtime_ns: int, size: int) -> TransformerNet:
+    try:
+        state, _ = read_state_dict(path)
+    except UnsafeOrCorruptFile as exc:
+        raise CheckpointError(str(exc)) from None
+    net = TransformerNet()
+    net.load_state_dict(_matching_state(state, net, path))
+    return net.eval().requires_grad_(False)
+
+
+def _matching_state(state: dict[str, Any], net: TransformerNet, path: Path) -> dict[str, Any]:
+    """The file's tensors under our keys; a clear error naming every mismatch."""
+    cleaned = {
+        key.removeprefix("module."): value
+        for key, value in state.items()
+        if not _LEGACY_KEY.search(key)  # InstanceNorm running stats of old torch versions
+    }
+    expected = net.state_dict()
+    missing = [key for key in expected if key not in cleaned]
+    unexpected = [key for key in cleaned if key not in expected]
+    shapes = [
+        f"{key} {tuple(getattr(cleaned[key], 'shape', ()))} (expected {tuple(value.shape)})"
+        for key, value in expected.items()
+        if key in cleaned and getattr(cleaned[key], "shape", None) != value.shape
+    ]
+    if missing or unexpected or shapes:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing key(s) ({_few(missing)})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected key(s) ({_few(unexpected)})")
+        if shapes:
+            problems.append(f"wrong shapes: {_few(shapes)}")
+        raise CheckpointError(
+            f"{path} is not a fast-style TransformerNet checkpoint (pytorch/examples "
+            f"fast_neural_style layout): {'; '.join(problems)}"
+        )
+    return {key: value.float() for key, value in cleaned.items()}
+
+
+def _few(items: list[str], limit: int = 3) -> str:
+    more = f", … {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+class FastTransfer:
+    """A validated fast run; the checkpoint is read when the run starts."""
+
+    def __init__(self, content: object, options: Options) -> None:
+        if not options.checkpoint:
+            raise ValueError("method 'fast' needs a checkpoint (a .pth or .safetensors model)")
+        if not Path(options.checkpoint).expanduser().is_file():
+            raise CheckpointError(f"checkpoint not found: {options.checkpoint}")
+        self.options = options
+        self.layout = imaging.inspect(
+            content, "content image", options.contrast_limits, stack=options.stack == "all"
+        )
+        self._content = content
+        luminance = options.luminance_only
+        if luminance is None:
+            luminance = not self.layout.colour
+        self.rendering = Rendering(self.layout, luminance, options.output_range)
+        # Native resolution unless a size is asked for (brush strokes scale with it);
+        # anisotropic pixels are made square at the finer of the two spacings.
+        (height, width), (sy, sx) = self.layout.plane_shape, options.spacing or (1.0, 1.0)
+        native = round(max(height * sy, width * sx) / min(sy, sx))
+        self.shape = imaging.working_shape(
+            self.layout.plane_shape, options.size or native, options.spacing
+        )
+        self.device = devices.resolve_device(options.device)
+        self.precision = "fp32"  # 0–255 outputs need more mantissa than bf16 has
+        self.tile = self._tile_size()
+        self.non_finite = 0
+        self._sha256: str | None = None
+
+    @property
+    def planes(self) -> int:
+        return len(self.layout.indices)
+
+    def info(self) -> dict[str, Any]:
+        checkpoint = str(Path(self.options.checkpoint or "").expanduser())
+        if self._sha256 is None:
+            self._sha256 = file_sha256(checkpoint)
+        return {
+            "device": str(self.device),
+            "precision": self.precision,
+            "working_size": list(self.shape),
+            "luminance_only": self.rendering.luminance_only,
+            "tile": self.tile,
+            "result": {"shape": list(self.rendering.shape), "dtype": str(self.rendering.dtype)},
+            "non_finite_pixels": self.non_finite,
+            "checkpoint": {"path": checkpoint, "sha256": self._sha256},
+        }
+
+    def _tile_size(self) -> int | None:
+        """Whole planes when they fit the memory budget, else the largest tile that does."""
+        requested = self.options.tile
+        if requested is not None:
+            return requested or None  # 0: never tile
+        pixels_budget = devices.memory_budget(self.device) // BYTES_PER_PIXEL
+        if self.shape[0] * self.shape[1] <= pixels_budget:
+            return None
+        return max(tiling.MIN_TILE, int(pixels_budget**0.5))
+
+    def steps(self) -> Iterator[Step]:
+        try:
+            yield from self._run()
+        finally:
+            devices.release(self.device)
+
+    def _run(self) -> Iterator[Step]:
+        net = load_checkpoint(self.options.checkpoint or "")
+        devices.configure(self.device)
+        net = net.to(self.device, memory_format=torch.channels_last)
+        tiles = tiling.plan(self.shape, self.tile) if self.tile else []
+        batch = 1 if tiles else self._batch_size()
+        indices = self.layout.indices
+        groups = [range(i, min(i + batch, self.planes)) for i in range(0, self.planes, batch)]
+        clock = _Clock(self.planes * len(tiles) if tiles else len(groups), self.planes)
+        for group in groups:
+            planes = [imaging.read_plane(self._content, indices[n], self.layout) for n in group]
+            self.non_finite += sum(plane.non_finite for plane in planes)
+            if tiles:
+                blended = yield from self._tiled(net, planes[0], tiles, clock, group[0])
+                if blended is None:  # stopped
+                    return
+                images = [blended]
+            else:
+                images = self._whole(net, planes)
+                clock.done += 1
+            for number, plane, image in zip(group, planes, images, strict=True):
+                last = number == self.planes - 1
+                final = self.rendering.render(self._channels(image), plane)
+                reply = yield clock.step(
+                    indices[number], number, image=final, plane_done=True, done=last
+                )
+                if reply == STOP and not last:
+                    yield clock.step(indices[number], number, done=True, cancelled=True)
+                    return
+
+    def _input(self, plane: imaging.Plane) -> torch.Tensor:
+        """(1, 3, h, w) in [0, 1] at the working size (the plane's memory where possible)."""
+        unit = plane.unit
+        tensor = torch.from_numpy(unit).permute(2, 0, 1)[None]
+        if tensor.shape[1] == 1:
+            tensor = tensor.expand(-1, 3, -1, -1)
+        return imaging.resize(tensor, self.shape)
+
+    @torch.no_grad()
+    def _whole(self, net: TransformerNet, planes: list[imaging.Plane]) -> list[torch.Tensor]:
+        batch = torch.cat([self._input(plane) for plane in planes]).to(self.device)
+        return list(_infer(net, batch).cpu().split(1))
+
+    def _tiled(
+        self,
+        net: TransformerNet,
+        plane: imaging.Plane,
+        tiles: list[tiling.Tile],
+        clock: _Clock,
+        number: int,
+    ) -> Iterator[Step]:
+        """Run tile by tile, yielding progress; returns the blended plane (None if stopped)."""
+        image = self._input(plane)
+        index = self.layout.indices[number]
+        accumulated = torch.zeros((1, 3, *self.shape))
+        weight = torch.zeros((1, 1, *self.shape))
+        side = min(STATS_SIDE, max(self.shape))
+        reference = imaging.resize(image, imaging.working_shape(self.shape, side))
+        reference = pad_to_stride(reference.to(self.device))[0] * 255
+        with torch.no_grad(), net.frozen_statistics(reference):
+            for tile in tiles:
+                rows, columns = tile.slices
+                out = _infer(net, image[..., rows, columns].to(self.device)).cpu()
+                blend = torch.from_numpy(tiling.weights(tile, self.shape))[None, None]
+                accumulated[..., rows, columns] += out * blend
+                weight[..., rows, columns] += blend
+                clock.done += 1
+                if (yield clock.step(index, number)) == STOP:
+                    yield clock.step(index, number, done=True, cancelled=True)
+                    return None
+        return accumulated.div_(weight)
+
+    def _channels(self, image: torch.Tensor) -> torch.Tensor:
+        if self.rendering.luminance_only:
+            return (image * _LUMA.view(1, 3, 1, 1).to(image)).sum(1, keepdim=True)
+        return image
+
+    def _batch_size(self) -> int:
+        budget = devices.memory_budget(self.device) // BYTES_PER_PIXEL
+        return int(max(1, min(16, budget // (self.shape[0] * self.shape[1]))))
+
+
+class _Clock:
+    """Run-wide progress (tiles or batches done) that every step reports."""
+
+    def __init__(self, total: int, planes: int) -> None:
+        self.start, self.done, self.total, self.planes = time.perf_counter(), 0, total, planes
+
+    def step(self, index: tuple[int, ...], number: int, **fields: Any) -> Step:
+        return Step(
+            iteration=self.done,
+            total=self.total,
+            losses={},
+            elapsed=time.perf_counter() - self.start,
+            index=index,
+            plane=number,
+            planes=self.planes,
+            **fields,
+        )
+
+
+def _infer(net: TransformerNet, batch: torch.Tensor) -> torch.Tensor:
+    """[0, 1] RGB → [0, 1] RGB through a network trained on 0–255, size preserved."""
+    padded, (height, width) = pad_to_stride(batch.contiguous(memory_format=torch.channels_last))
+    out = net(padded * 255)[..., :height, :width]
+    return out.clamp_(0, 255).div_(255).contiguous()

@@ -1,0 +1,272 @@
+"""Train a fast-style network for one style (Johnson et al. 2016), as a generator.
+
+The recipe is pytorch/examples' ``fast_neural_style``: a TransformerNet, a frozen
+VGG loss network, content at relu2_2, style Gram matrices at relu1_2, relu2_2,
+relu3_3 and relu4_3, weights 1e5 and 1e10, Adam at 1e-3, 256 px crops in batches
+of 4. The loss network is VGG19 from the same weight sources as the Gatys engine
+(those layers exist in it as in VGG16). Models are saved as plain state dicts
+that ``neural_style.py eval`` loads unchanged; our record goes in a sidecar JSON
+(or the header of a ``.safetensors`` file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import devices, imaging
+from .features import VGGFeatures
+from .losses import gram_matrix
+from .options import _integer, _layer_list, _non_negative
+from .record import versions
+from .step import STOP, Step
+from .transformer import TransformerNet
+from .weights import check_covers, load_vgg19
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Training parameters; defaults are pytorch/examples' (``steps`` replaces epochs)."""
+
+    steps: int = 2000
+    batch_size: int = 4
+    image_size: int = 256
+    style_size: int | None = None
+    content_weight: float = 1e5
+    style_weight: float = 1e10
+    tv_weight: float = 0.0
+    learning_rate: float = 1e-3
+    content_layers: tuple[str, ...] = ("relu2_2",)
+    style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    checkpoint_every: int = 500
+    weights: str = "torchvision"
+    device: str = "auto"
+    seed: int = 42
+
+    @classmethod
+    def from_kwargs(cls, options: dict[str, Any]) -> TrainOptions:
+        unknown = sorted(set(options) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown training option(s) {', '.join(map(repr, unknown))}")
+        return cls(**options)
+
+    def __post_init__(self) -> None:
+        _integer("steps", self.steps, minimum=1)
+        _integer("batch_size", self.batch_size, minimum=1, maximum=1024)
+        _integer("image_size", self.image_size, minimum=32, maximum=4096)
+        if self.style_size is not None:
+            _integer("style_size", self.style_size, minimum=32, maximum=4096)
+        _integer("checkpoint_every", self.checkpoint_every, minimum=1)
+        _integer("seed", self.seed, minimum=0)
+        for name in ("content_weight", "style_weight", "tv_weight", "learning_rate"):
+            _non_negative(name, getattr(self, name))
+        object.__setattr__(
+            self, "content_layers", _layer_list("content_layers", self.content_layers)
+        )
+        object.__setattr__(self, "style_layers", _layer_list("style_layers", self.style_layers))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+class TrainingImages:
+    """Training images from a folder (searched recursively) or the planes of a stack."""
+
+    def __init__(self, source: str | os.PathLike | np.ndarray | Sequence[np.ndarray]) -> None:
+        self._files: list[Path] = []
+        self._stack: Any = None
+        self._layout: imaging.Layout | None = None
+        if isinstance(source, str | os.PathLike):
+            folder = Path(source).expanduser()
+            if folder.is_file():  # a TIFF stack (or one image) on disk
+                from .._io import read_image
+
+                source = read_image(folder, "training images")
+            elif folder.is_dir():
+                self._files = sorted(
+                    p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                )
+                if not self._files:
+                    raise ValueError(
+                        f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}"
+                    )
+                return
+            else:
+                raise ValueError(f"training images not found: {folder}")
+        array = np.asarray(source) if isinstance(source, list | tuple) else source
+        self._layout = imaging.inspect(array, "training images", stack=True)
+        self._stack = array
+
+    def __len__(self) -> int:
+        return len(self._files) if self._files else len(self._layout.indices)  # type: ignore[union-attr]
+
+    def load(self, number: int, size: int) -> torch.Tensor:
+        """Image ``number`` as (3, size, size) in 0–255: shorter side resized, centre crop."""
+        if self._files:
+            from .._io import read_image
+
+            data = read_image(self._files[number], "training image")
+            layout = imaging.inspect(data, f"training image {self._files[number]}")
+            plane = imaging.read_plane(data, (), layout)
+        else:
+            assert self._layout is not None
+            plane = imaging.read_plane(self._stack, self._layout.indices[number], self._layout)
+        return _square(_rgb_tensor(plane.unit), size) * 255
+
+
+def _rgb_tensor(unit: np.ndarray) -> torch.Tensor:
+    tensor = torch.from_numpy(np.ascontiguousarray(unit)).permute(2, 0, 1)
+    return tensor.expand(3, -1, -1) if tensor.shape[0] == 1 else tensor
+
+
+def _square(image: torch.Tensor, size: int) -> torch.Tensor:
+    height, width = image.shape[-2:]
+    scale = size / min(height, width)
+    shape = (max(size, round(height * scale)), max(size, round(width * scale)))
+    resized = imaging.resize(image[None], shape)[0]
+    top, left = (shape[0] - size) // 2, (shape[1] - size) // 2
+    return resized[:, top : top + size, left : left + size]
+
+
+def iter_train(
+    style: object, images: Any, output: str | os.PathLike, **options: Any
+) -> Iterator[Step]:
+    """Train and stream :class:`Step`s; checkpoints are written to ``output`` as it goes.
+
+    ``send(STOP)`` saves the current weights and ends with a cancelled final step, so
+    a cancelled run leaves a usable model. ``Step.saved`` names the file when written.
+    """
+    opts = TrainOptions.from_kwargs(options)
+    dataset = TrainingImages(images)
+    style_layout = imaging.inspect(style, "style image")
+    style_unit = imaging.read_plane(style, (), style_layout).unit
+    output = Path(output).expanduser()
+    if output.suffix.lower() not in (".pth", ".pt", ".safetensors"):
+        raise ValueError(f"save the model as .pth or .safetensors, not {output.name}")
+    device = devices.resolve_device(opts.device)
+    return _train(opts, dataset, style_unit, output, device)
+
+
+def _train(
+    opts: TrainOptions,
+    dataset: TrainingImages,
+    style_unit: np.ndarray,
+    output: Path,
+    device: torch.device,
+) -> Iterator[Step]:
+    start = time.perf_counter()
+    weights = load_vgg19(opts.weights, seed=opts.seed)
+    check_covers(weights, opts.content_layers + opts.style_layers)
+    devices.configure(device)
+    vgg = VGGFeatures(weights.convs, opts.content_layers + opts.style_layers, weights.preprocess)
+    vgg = vgg.to(device)
+    style = _rgb_tensor(style_unit)[None]
+    if opts.style_size:
+        style = imaging.resize(style, imaging.working_shape(style.shape[-2:], opts.style_size))
+    with torch.no_grad():
+        style_features = vgg(style.to(device))
+        grams = {name: gram_matrix(style_features[name]) for name in opts.style_layers}
+
+    torch.manual_seed(opts.seed)
+    net = TransformerNet().to(device).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=opts.learning_rate)
+    order = np.random.default_rng(opts.seed)
+    record = {"params": opts.to_dict(), "weights": weights.describe(), "versions": versions()}
+    try:
+        for step in range(1, opts.steps + 1):
+            picks = order.integers(0, len(dataset), opts.batch_size)
+            batch = torch.stack([dataset.load(int(i), opts.image_size) for i in picks])
+            losses = _train_step(net, vgg, grams, batch.to(device), optimizer, opts)
+            saved = None
+            if step % opts.checkpoint_every == 0 or step == opts.steps:
+                saved = save_model(net, output, record | {"step": step, "losses": losses})
+            reply = yield Step(
+                iteration=step,
+                total=opts.steps,
+                losses=losses,
+                elapsed=time.perf_counter() - start,
+                done=step == opts.steps,
+                saved=saved,
+            )
+            if reply == STOP and step < opts.steps:
+                saved = save_model(net, output, record | {"step": step, "losses": losses})
+                yield Step(
+                    iteration=step,
+                    total=opts.steps,
+                    losses=losses,
+                    elapsed=time.perf_counter() - start,
+                    done=True,
+                    cancelled=True,
+                    saved=saved,
+                )
+                return
+    finally:
+        devices.release(device)
+
+
+def _train_step(net, vgg, grams, batch, optimizer, opts) -> dict[str, float]:
+    with torch.inference_mode(False), torch.enable_grad():
+        optimizer.zero_grad(set_to_none=True)
+        styled = net(batch)
+        features_y = vgg(styled / 255)
+        with torch.no_grad():
+            features_x = vgg(batch / 255)
+        content = sum(F.mse_loss(features_y[n], features_x[n]) for n in opts.content_layers)
+        style = sum(
+            F.mse_loss(gram_matrix(features_y[n]), grams[n].expand(len(batch), -1, -1))
+            for n in opts.style_layers
+        )
+        terms = {"content": opts.content_weight * content, "style": opts.style_weight * style}
+        if opts.tv_weight:
+            tv = (styled[..., 1:, :] - styled[..., :-1, :]).abs().mean() + (
+                styled[..., 1:] - styled[..., :-1]
+            ).abs().mean()
+            terms["tv"] = opts.tv_weight * tv
+        terms["total"] = sum(terms.values())
+        terms["total"].backward()
+        optimizer.step()
+    return {name: float(value) for name, value in terms.items()}
+
+
+def save_model(net: TransformerNet, path: Path, record: dict[str, Any]) -> str:
+    """Write the state dict atomically; metadata in ``path.json`` or the safetensors header."""
+    state = {key: value.detach().cpu().contiguous() for key, value in net.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        suffix=path.suffix, prefix=".napari-nst-", dir=path.parent
+    )
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # an ordinary file, not mkstemp's private 0600
+    try:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file(state, temporary, metadata={"napari_nst": json.dumps(record)})
+        else:
+            torch.save(state, temporary)
+            _write_json(path.with_name(path.name + ".json"), record)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return str(path)
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(temporary, path)
