@@ -237,7 +237,7 @@ def _train_step(net, vgg, grams, batch, optimizer, opts) -> dict[str, float]:
         terms["total"] = sum(terms.values())
         terms["total"].backward()
         optimizer.step()
-    return {name: float(value) for name, value in terms.items()}
+    return {name: float(value.detach()) for name, value in terms.items()}
 
 
 def save_model(net: TransformerNet, path: Path, record: dict[str, Any]) -> str:
