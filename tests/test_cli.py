@@ -188,3 +188,48 @@ def _current_umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def test_fast_method_needs_no_style_and_records_the_checkpoint(tmp_path, content_rgb):
+    import hashlib
+
+    import torch
+
+    from tests.test_fast import transformer_state
+
+    model, content = tmp_path / "candy.pth", tmp_path / "photo.png"
+    torch.save(transformer_state(), model)
+    iio.imwrite(content, content_rgb[:45, :61])
+    out, log = tmp_path / "out.png", tmp_path / "run.json"
+    args = ["stylize", str(content), "-o", str(out), "--method", "fast", "--checkpoint",
+            str(model), "--device", "cpu", "--quiet", "--log-json", str(log)]
+    assert main(args) == 0  # fmt: skip
+    assert iio.imread(out).shape == (45, 61, 3)
+    record = json.loads(log.read_text())
+    assert record["checkpoint"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert record["status"] == "done" and record["params"]["method"] == "fast"
+
+
+def test_gatys_without_a_style_is_a_usage_error(files, capsys):
+    content, _, out = files
+    assert main(["stylize", str(content), "-o", str(out), *FAST]) == 2
+    assert "STYLE is required" in _one_line_error(capsys)
+
+
+def test_train_writes_a_model_the_fast_method_can_use(tmp_path, content_rgb, style_rgb):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(2):
+        iio.imwrite(photos / f"p{k}.png", np.roll(content_rgb, 9 * k, axis=0))
+    iio.imwrite(tmp_path / "style.png", style_rgb)
+    model, log = tmp_path / "stripes.pth", tmp_path / "train.json"
+    args = ["train", "--style", str(tmp_path / "style.png"), "--images", str(photos),
+            "-o", str(model), "--steps", "3", "--image-size", "32", "--batch-size", "2",
+            "--weights", "random", "--device", "cpu", "--quiet", "--log-json", str(log)]
+    assert main(args) == 0  # fmt: skip
+    record = json.loads(log.read_text())
+    assert len(record["steps"]) == 3 and record["output"] == str(model)
+    out = tmp_path / "out.png"
+    assert main(["stylize", str(photos / "p0.png"), "-o", str(out), "--method", "fast",
+                 "--checkpoint", str(model), "--device", "cpu", "--quiet"]) == 0  # fmt: skip
+    assert iio.imread(out).shape == content_rgb.shape

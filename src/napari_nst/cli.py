@@ -49,10 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("stylize", help="stylise CONTENT with STYLE and write OUT")
     run.add_argument("content", metavar="CONTENT", help="content image file")
-    run.add_argument("style", metavar="STYLE", help="style image file (a painting)")
+    run.add_argument(
+        "style",
+        metavar="STYLE",
+        nargs="?",
+        help="style image (a painting; not used by --method fast)",
+    )
     run.add_argument("-o", "--output", required=True, metavar="OUT", help="output image file")
     opt = argparse.SUPPRESS
-    run.add_argument("--method", choices=["gatys", "fast"], default=opt)
+    run.add_argument(
+        "--method", choices=["gatys", "fast"], default=opt, help="gatys (default) or fast"
+    )
     run.add_argument("--iterations", type=int, default=opt, help="optimisation steps (500)")
     run.add_argument(
         "--size", type=int, default=opt, help="longest side of the working image (512)"
@@ -76,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=opt)
     run.add_argument("--seed", type=int, default=opt, help="(0)")
     run.add_argument("--preview-every", type=int, default=opt, help=argparse.SUPPRESS)
-    run.add_argument("--checkpoint", default=opt, help="fast-method model file")
+    run.add_argument(
+        "--checkpoint", default=opt, help="fast-method model (.pth state dict or .safetensors)"
+    )
+    run.add_argument(
+        "--tile", type=int, default=opt, help="fast method: tile size in px (auto; 0 = never)"
+    )
     run.add_argument(
         "--stack",
         choices=["slice", "all"],
@@ -118,8 +130,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-json", metavar="PATH", help="write the run record as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    _add_train_parser(commands)
     commands.add_parser("demo", help="open napari with sample data and the Style Transfer widget")
     return parser
+
+
+def _add_train_parser(commands: Any) -> None:
+    train = commands.add_parser("train", help="train a fast-style model for one style")
+    train.add_argument("--style", required=True, help="style image file")
+    train.add_argument(
+        "--images",
+        required=True,
+        help="folder of training images (searched recursively) or a TIFF stack",
+    )
+    train.add_argument("-o", "--output", required=True, help="model file (.pth or .safetensors)")
+    opt = argparse.SUPPRESS
+    train.add_argument("--steps", type=int, default=opt, help="optimiser steps (2000)")
+    train.add_argument("--batch-size", type=int, default=opt, help="(4)")
+    train.add_argument("--image-size", type=int, default=opt, help="training crops in px (256)")
+    train.add_argument("--style-size", type=int, default=opt, help="style image size (its own)")
+    train.add_argument("--content-weight", type=float, default=opt, help="(1e5)")
+    train.add_argument("--style-weight", type=float, default=opt, help="(1e10)")
+    train.add_argument("--tv-weight", type=float, default=opt, help="(0)")
+    train.add_argument("--learning-rate", type=float, default=opt, help="Adam (1e-3)")
+    train.add_argument("--content-layers", type=_comma_list, default=opt, help="(relu2_2)")
+    train.add_argument(
+        "--style-layers", type=_comma_list, default=opt, help="(relu1_2,relu2_2,relu3_3,relu4_3)"
+    )
+    train.add_argument("--checkpoint-every", type=int, default=opt, help="steps (500)")
+    train.add_argument("--weights", default=opt, help="loss network weights (torchvision)")
+    train.add_argument("--device", default=opt, help="auto (default), cpu, cuda, mps")
+    train.add_argument("--seed", type=int, default=opt, help="(42)")
+    train.add_argument("--log-json", metavar="PATH", help="write the training record as JSON")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "demo":
             return _demo()
+        if args.command == "train":
+            return _train(args)
         return _stylize(args)
     except UsageError as exc:
         return _fail(2, str(exc))
@@ -147,7 +192,9 @@ def _stylize(args: argparse.Namespace) -> int:
     skip = {"command", "content", "style", "output", "log_json", "quiet"}
     options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in skip}
     content = read_image(args.content, "content image")
-    style = read_image(args.style, "style image")
+    if args.style is None and options.get("method", "gatys") == "gatys":
+        raise UsageError("STYLE is required (or use --method fast --checkpoint MODEL)")
+    style = read_image(args.style, "style image") if args.style else None
     run = prepare(content, style, **options)
     rendering = run.rendering
     check_writable(args.output, len(rendering.shape), rgb=rendering.kind != "gray")
@@ -163,7 +210,8 @@ def _stylize(args: argparse.Namespace) -> int:
             if bar is None:
                 bar = tqdm(total=step.total, unit="it", desc="stylizing", disable=args.quiet)
             where = {"plane": f"{step.plane + 1}/{step.planes}"} if step.planes > 1 else {}
-            bar.set_postfix(loss=f"{step.losses['total']:.4g}", **where, refresh=False)
+            loss = {"loss": f"{step.losses['total']:.4g}"} if step.losses else {}
+            bar.set_postfix(**loss, **where, refresh=False)
             bar.update(step.iteration - bar.n)
             record.update(step)
             if step.image is not None:
@@ -181,6 +229,38 @@ def _stylize(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     _save(result, args, run, record.to_dict() | run.info())
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .core.training import iter_train
+
+    skip = {"command", "style", "images", "output", "log_json", "quiet"}
+    options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in skip}
+    style = read_image(args.style, "style image")
+    steps = iter_train(style, args.images, args.output, **options)
+    history: list[dict[str, Any]] = []
+    saved, bar = None, None
+    try:
+        for step in steps:
+            if bar is None:
+                bar = tqdm(total=step.total, unit="step", desc="training", disable=args.quiet)
+            bar.set_postfix(loss=f"{step.losses['total']:.4g}", refresh=False)
+            bar.update(step.iteration - bar.n)
+            history.append({"iteration": step.iteration, "losses": step.losses})
+            saved = step.saved or saved
+    except KeyboardInterrupt:
+        steps.close()
+        where = f"the last checkpoint is {saved}" if saved else "no checkpoint was written yet"
+        return _fail(130, f"interrupted; {where}")
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.log_json:
+        log = {"params": options, "steps": history, "output": saved}
+        Path(args.log_json).write_text(json.dumps(log, indent=2) + "\n")
     return 0
 
 
