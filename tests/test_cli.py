@@ -201,8 +201,21 @@ def test_fast_method_needs_no_style_and_records_the_checkpoint(tmp_path, content
     torch.save(transformer_state(), model)
     iio.imwrite(content, content_rgb[:45, :61])
     out, log = tmp_path / "out.png", tmp_path / "run.json"
-    args = ["stylize", str(content), "-o", str(out), "--method", "fast", "--checkpoint",
-            str(model), "--device", "cpu", "--quiet", "--log-json", str(log)]
+    args = [
+        "stylize",
+        str(content),
+        "-o",
+        str(out),
+        "--method",
+        "fast",
+        "--checkpoint",
+        str(model),
+        "--device",
+        "cpu",
+        "--quiet",
+        "--log-json",
+        str(log),
+    ]
     assert main(args) == 0  # fmt: skip
     assert iio.imread(out).shape == (45, 61, 3)
     record = json.loads(log.read_text())
@@ -223,9 +236,28 @@ def test_train_writes_a_model_the_fast_method_can_use(tmp_path, content_rgb, sty
         iio.imwrite(photos / f"p{k}.png", np.roll(content_rgb, 9 * k, axis=0))
     iio.imwrite(tmp_path / "style.png", style_rgb)
     model, log = tmp_path / "stripes.pth", tmp_path / "train.json"
-    args = ["train", "--style", str(tmp_path / "style.png"), "--images", str(photos),
-            "-o", str(model), "--steps", "3", "--image-size", "32", "--batch-size", "2",
-            "--weights", "random", "--device", "cpu", "--quiet", "--log-json", str(log)]
+    args = [
+        "train",
+        "--style",
+        str(tmp_path / "style.png"),
+        "--images",
+        str(photos),
+        "-o",
+        str(model),
+        "--steps",
+        "3",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "2",
+        "--weights",
+        "random",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--log-json",
+        str(log),
+    ]
     assert main(args) == 0  # fmt: skip
     record = json.loads(log.read_text())
     assert len(record["steps"]) == 3 and record["output"] == str(model)

@@ -13,7 +13,8 @@ from napari_nst._widget import StyleTransferWidget
 def test_manifest_validates_and_declares_widget_samples_and_menu():
     manifest = PluginManifest.from_distribution("napari-nst")
     assert manifest.name == "napari-nst"
-    assert [w.display_name for w in manifest.contributions.widgets] == ["Style Transfer"]
+    widgets = [w.display_name for w in manifest.contributions.widgets]
+    assert widgets == ["Style Transfer", "Train Fast Style"]
     assert {s.key for s in manifest.contributions.sample_data} == {
         "astronaut", "cell", "starry_night",
     }  # fmt: skip

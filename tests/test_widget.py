@@ -245,3 +245,61 @@ def test_bad_layer_data_is_notified_and_left_untouched(
     assert len(shown) == 1 and message in shown[0]
     np.testing.assert_array_equal(layer.data, before)
     assert not _outputs(widget._viewer)
+
+
+def test_fast_method_applies_a_checkpoint_to_a_whole_stack(widget, qtbot, tmp_path):
+    import hashlib
+
+    import torch
+
+    from tests.test_fast import transformer_state
+
+    model = tmp_path / "candy.pth"
+    torch.save(transformer_state(), model)
+    data = np.random.default_rng(0).random((3, 40, 48)).astype(np.float32)
+    layer = widget._viewer.add_image(data, name="stack", contrast_limits=(0, 1))
+    widget.reset_choices()
+    widget.content.value = layer
+    widget.size.value = 512  # the default; a size the user chose would be kept
+    widget.method.value = "fast"
+    assert widget.checkpoint.native.isVisibleTo(widget.native)
+    assert not widget.iterations.native.isVisibleTo(widget.native)
+    assert widget.size.value == 0  # full resolution
+    widget.checkpoint.value = model
+    widget.stack.value = "all"
+    output = _run(widget, qtbot)
+    assert output.name == "stack × candy" and output.data.shape == (3, 40, 48)
+    assert all(output.data[k].std() > 0 for k in range(3))  # every plane, in order
+    record = output.metadata[RECORD_KEY]
+    assert record["status"] == "done" and record["planes"] == {"done": 3, "total": 3}
+    assert record["checkpoint"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    widget.method.value = "gatys"
+    assert widget.size.value == 512
+
+
+def test_train_dock_trains_on_a_stack_layer_and_cancel_keeps_the_model(
+    widget, qtbot, tmp_path, content_rgb
+):
+    from napari_nst._train_widget import TrainWidget
+    from napari_nst.core.fast import load_checkpoint
+
+    viewer = widget._viewer
+    stack = np.stack([np.roll(content_rgb, 5 * k, axis=1) for k in range(3)])
+    viewer.add_image(stack, name="photos", rgb=True)
+    widget.train.clicked.emit()
+    trainer = next(w for w in viewer.window.dock_widgets.values() if hasattr(w, "history"))
+    assert isinstance(trainer, TrainWidget)
+    trainer.reset_choices()
+    trainer.style.value = viewer.layers["painting"]
+    trainer.images.value = viewer.layers["photos"]
+    trainer.output.value = tmp_path / "model.pth"
+    trainer.steps.value, trainer.image_size.value, trainer.batch_size.value = 500, 32, 2
+    trainer.weights.value, trainer.device.value = "random", "cpu"
+    trainer.run.clicked.emit()
+    qtbot.waitUntil(lambda: len(trainer.history) >= 2, timeout=WAIT_MS)
+    trainer.cancel.clicked.emit()
+    qtbot.waitUntil(lambda: not trainer.running, timeout=WAIT_MS)
+    assert trainer.saved == str(tmp_path / "model.pth")
+    assert 2 <= len(trainer.history) < 500
+    load_checkpoint(trainer.saved)
+    np.testing.assert_array_equal(viewer.layers["photos"].data, stack)

@@ -9,6 +9,8 @@ error alike), and references to the run are dropped there so memory is freed.
 from __future__ import annotations
 
 import time
+from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import (
@@ -50,13 +52,19 @@ class StyleTransferWidget(Container):
         super().__init__(scrollable=False)
         prepare_torch()  # before anything imports torch in this (OpenGL) process
         from .core.devices import available_devices
-        from .core.options import Options
+        from .core.options import DEFAULT_GATYS_SIZE, Options
 
         defaults = Options()
+        self._gatys_size = DEFAULT_GATYS_SIZE
         self._viewer = viewer
         self.content = create_widget(annotation="napari.layers.Image", name="content")
         self.style = create_widget(annotation="napari.layers.Image", name="style")
-        self.method = ComboBox(name="method", choices=["gatys"], value="gatys")
+        self.method = ComboBox(
+            name="method",
+            choices=["gatys", "fast"],
+            value="gatys",
+            tooltip="gatys: optimise towards the style layer; fast: apply a trained model.",
+        )
         self.content_weight = _weight("content_weight", defaults.content_weight, step=0.01)
         self.style_weight = _weight("style_weight", defaults.style_weight, step=1.0)
         self.tv_weight = _weight("tv_weight", defaults.tv_weight, step=1e-4)
@@ -65,12 +73,15 @@ class StyleTransferWidget(Container):
         )
         self.size = SpinBox(
             name="size",
-            value=defaults.size,
-            min=32,
+            value=DEFAULT_GATYS_SIZE,
+            min=0,
             max=16384,
             step=64,
-            tooltip="Longest side of the working image in pixels; the result is resized back.",
+            tooltip="Longest side of the working image in px (0 = full resolution); "
+            "the result is resized back.",
         )
+        if hasattr(self.size.native, "setSpecialValueText"):
+            self.size.native.setSpecialValueText("full")
         self.device = ComboBox(name="device", choices=available_devices(), value="auto")
         self.weights = ComboBox(
             name="weights",
@@ -81,7 +92,10 @@ class StyleTransferWidget(Container):
         self.weights_file = FileEdit(
             name="weights_file", label="weights file", visible=False, filter="*.pth *.pt"
         )
-        self.checkpoint = FileEdit(name="checkpoint", visible=False, filter="*.pth *.pt")
+        self.checkpoint = FileEdit(
+            name="checkpoint", visible=False, filter="*.pth *.pt *.safetensors"
+        )
+        self.checkpoint.tooltip = "A fast-style model (pytorch/examples .pth, or trained here)."
         self.seed = SpinBox(name="seed", value=defaults.seed, min=0, max=2**31 - 1)
         self.stack = ComboBox(
             name="stack",
@@ -106,6 +120,7 @@ class StyleTransferWidget(Container):
             value=defaults.output_range,
             tooltip="Gray results in the content's intensities (overlay it) or in [0, 1].",
         )
+        self.train = PushButton(name="train", text="Train a fast model…")
         self.run = PushButton(name="run", text="Run")
         self.cancel = PushButton(name="cancel", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
@@ -113,13 +128,16 @@ class StyleTransferWidget(Container):
             self.content, self.style, self.method, self.content_weight, self.style_weight,
             self.tv_weight, self.iterations, self.size, self.stack, self.slice_weight,
             self.luminance_only, self.output_range, self.device, self.weights,
-            self.weights_file, self.checkpoint, self.seed, self.run, self.cancel, self.status,
+            self.weights_file, self.checkpoint, self.seed, self.train, self.run, self.cancel,
+            self.status,
         ])  # fmt: skip
 
         self.content.changed.connect(self._on_content_changed)
         self._on_content_changed(self.content.value)
         self.stack.changed.connect(self._on_stack_changed)
         self.weights.changed.connect(self._on_weights_changed)
+        self.method.changed.connect(self._on_method_changed)
+        self.train.changed.connect(self._on_train)
         self.run.changed.connect(self._on_run)
         self.cancel.changed.connect(self._on_cancel)
 
@@ -132,6 +150,7 @@ class StyleTransferWidget(Container):
         self._progress: progress | None = None
         self._last_preview = 0.0
         self._handling_step = self._finish_pending = False
+        self._queued_steps: deque[Step] = deque()
 
     # -- UI -> run ---------------------------------------------------------------
 
@@ -142,11 +161,12 @@ class StyleTransferWidget(Container):
             weights = str(self.weights_file.value)
         return {
             "method": self.method.value,
+            "checkpoint": str(self.checkpoint.value) if self.method.value == "fast" else None,
             "content_weight": self.content_weight.value,
             "style_weight": self.style_weight.value,
             "tv_weight": self.tv_weight.value,
             "iterations": self.iterations.value,
-            "size": self.size.value,
+            "size": self.size.value or None,
             "device": self.device.value,
             "weights": weights,
             "seed": self.seed.value,
@@ -170,12 +190,13 @@ class StyleTransferWidget(Container):
         from .core import prepare
 
         content, style = self.content.value, self.style.value
-        if content is None or style is None:
+        fast = self.method.value == "fast"
+        if content is None or (style is None and not fast):
             raise ValueError("choose a content image layer and a style image layer")
-        if content is style:
+        if content is style and not fast:
             raise ValueError("content and style are the same layer; pick a painting as style")
         selection = _layers.select(content, self._viewer, whole_stack=self.stack.value == "all")
-        style_plane = _layers.select(style, self._viewer, whole_stack=False).data
+        style_plane = None if fast else _layers.select(style, self._viewer, False).data
         job = prepare(
             selection.data,
             style_plane,
@@ -184,11 +205,12 @@ class StyleTransferWidget(Container):
             preview_every=max(1, self.iterations.value // 100),
             **self.options(),
         )
-        sources: dict[str, Any] = {"content": content.name, "style": style.name}
+        style_name = Path(str(self.checkpoint.value)).stem if fast else style.name
+        sources: dict[str, Any] = {"content": content.name, "style": style_name}
         if selection.index is not None:
             sources["plane"] = list(selection.index)
         spec = {
-            "name": _layers.output_name(content, style),
+            "name": f"{content.name} × {style_name}",
             "selection": selection,
             "sources": sources,
             "colormap": None if content.rgb else content.colormap.name,
@@ -222,15 +244,21 @@ class StyleTransferWidget(Container):
     # -- run -> UI (main thread) ------------------------------------------------
 
     def _on_step(self, step: Step) -> None:
-        record, bar = self._record, self._progress
-        if record is None or bar is None:
+        # Handling a step can process Qt events (napari's progress bar, layer
+        # creation), and with them the next steps and ``finished``: they queue up
+        # and are handled in order here, never nested; teardown waits for them.
+        self._queued_steps.append(step)
+        if self._handling_step:
             return
-        # Updating napari's progress bar can process Qt events, and with them the
-        # worker's ``finished``: teardown waits until this step is fully handled.
         self._handling_step = True
         try:
-            self._take_step(step, record)
-            bar.update(step.iteration - bar.n)
+            while self._queued_steps:
+                step = self._queued_steps.popleft()
+                record, bar = self._record, self._progress
+                if record is None or bar is None:
+                    continue
+                self._take_step(step, record)
+                bar.update(step.iteration - bar.n)
         finally:
             self._handling_step = False
         if self._finish_pending:
@@ -243,9 +271,8 @@ class StyleTransferWidget(Container):
             if self._progress is not None:
                 self._progress.set_description("Style transfer")
         where = f"slice {step.plane + 1}/{step.planes}  " if step.planes > 1 else ""
-        self.status.value = (
-            f"{where}iteration {step.iteration}/{step.total}  loss {step.losses['total']:.4g}"
-        )
+        loss = f"  loss {step.losses['total']:.4g}" if "total" in step.losses else ""
+        self.status.value = f"{where}{step.iteration}/{step.total}{loss}"
         now = time.perf_counter()
         final = step.done or step.plane_done
         if step.image is not None and (final or now - self._last_preview >= self.preview_interval):
@@ -327,6 +354,22 @@ class StyleTransferWidget(Container):
 
     def _on_stack_changed(self, value: str) -> None:
         self.slice_weight.visible = value == "all"
+
+    def _on_method_changed(self, method: str) -> None:
+        """Show what the method uses: the optimisation's knobs, or a model file."""
+        gatys = method == "gatys"
+        for widget in (self.content_weight, self.style_weight, self.tv_weight, self.iterations,
+                       self.weights, self.seed):  # fmt: skip
+            widget.visible = gatys
+        self.weights_file.visible = gatys and self.weights.value == "file"
+        self.checkpoint.visible = not gatys
+        if not gatys and self.size.value == self._gatys_size:
+            self.size.value = 0  # fast models paint at the image's own resolution
+        elif gatys and self.size.value == 0:
+            self.size.value = self._gatys_size
+
+    def _on_train(self) -> None:
+        self._viewer.window.add_plugin_dock_widget("napari-nst", "Train Fast Style")
 
     def _on_weights_changed(self, value: str) -> None:
         self.weights_file.visible = value == "file"

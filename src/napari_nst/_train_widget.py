@@ -1,0 +1,172 @@
+"""The *Train Fast Style* dock widget: teach a fast model one style, then apply it.
+
+Training images come from an Image layer (its planes: the slices of a stack) or
+a folder. The run is the core's training generator in a napari ``thread_worker``;
+Cancel saves the current weights, so a stopped run still leaves a usable model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    RadioButtons,
+    SpinBox,
+    create_widget,
+)
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+
+from ._torch_in_gui import prepare_torch
+
+if TYPE_CHECKING:
+    import napari
+
+    from .core import Step
+
+
+class TrainWidget(Container):
+    """Style layer + training images → a model file the Style Transfer widget can use."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(scrollable=False)
+        prepare_torch()
+        from .core.devices import available_devices
+        from .core.training import TrainOptions
+
+        defaults = TrainOptions()
+        self._viewer = viewer
+        self.style = create_widget(annotation="napari.layers.Image", name="style")
+        self.source = RadioButtons(
+            name="source", choices=["layer", "folder"], value="layer", orientation="horizontal"
+        )
+        self.images = create_widget(annotation="napari.layers.Image", name="images")
+        self.images.tooltip = "Every plane of this layer is a training image (e.g. a stack)."
+        self.folder = FileEdit(name="folder", mode="d", visible=False)
+        self.output = FileEdit(name="output", mode="w", filter="*.pth *.safetensors")
+        self.steps = SpinBox(name="steps", value=defaults.steps, min=1, max=1_000_000, step=100)
+        self.image_size = SpinBox(
+            name="image_size", value=defaults.image_size, min=32, max=4096, step=32
+        )
+        self.batch_size = SpinBox(name="batch_size", value=defaults.batch_size, min=1, max=64)
+        self.content_weight = FloatSpinBox(
+            name="content_weight", value=defaults.content_weight, min=0, max=1e15
+        )
+        self.style_weight = FloatSpinBox(
+            name="style_weight", value=defaults.style_weight, min=0, max=1e15
+        )
+        self.checkpoint_every = SpinBox(
+            name="checkpoint_every", value=defaults.checkpoint_every, min=1, max=1_000_000
+        )
+        self.weights = ComboBox(name="weights", choices=["torchvision", "caffe", "random"])
+        self.device = ComboBox(name="device", choices=available_devices(), value="auto")
+        self.run = PushButton(name="run", text="Train")
+        self.cancel = PushButton(name="cancel", text="Cancel (keeps the model)", enabled=False)
+        self.status = Label(name="status", value="")
+        self.extend([
+            self.style, self.source, self.images, self.folder, self.output, self.steps,
+            self.image_size, self.batch_size, self.content_weight, self.style_weight,
+            self.checkpoint_every, self.weights, self.device, self.run, self.cancel, self.status,
+        ])  # fmt: skip
+        self.source.changed.connect(self._on_source_changed)
+        self.run.changed.connect(self._on_run)
+        self.cancel.changed.connect(self._on_cancel)
+        self._worker: Any = None
+        self._progress: progress | None = None
+        self.saved: str | None = None
+        self.history: list[dict[str, float]] = []
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps.value,
+            "image_size": self.image_size.value,
+            "batch_size": self.batch_size.value,
+            "content_weight": self.content_weight.value,
+            "style_weight": self.style_weight.value,
+            "checkpoint_every": self.checkpoint_every.value,
+            "weights": self.weights.value,
+            "device": self.device.value,
+        }
+
+    def _on_source_changed(self, value: str) -> None:
+        self.images.visible = value == "layer"
+        self.folder.visible = value == "folder"
+
+    def _on_run(self) -> None:
+        if self._worker is not None:
+            return
+        try:
+            steps = self._prepare()
+        except ValueError as exc:
+            show_error(f"Training: {exc}")
+            return
+        self.saved, self.history = None, []
+        self._progress = progress(total=self.steps.value, desc="Training fast style")
+        self.run.enabled, self.cancel.enabled = False, True
+
+        def train() -> Any:  # a generator function, so napari makes a GeneratorWorker
+            return (yield from steps)
+
+        self._worker = create_worker(train, _ignore_errors=True)
+        self._worker.yielded.connect(self._on_step)
+        self._worker.errored.connect(lambda exc: show_error(f"Training failed: {exc}"))
+        self._worker.finished.connect(self._on_finished)
+        self._worker.start()
+
+    def _prepare(self) -> Any:
+        from .core.training import iter_train
+
+        style = self.style.value
+        if style is None:
+            raise ValueError("choose a style image layer")
+        output = str(self.output.value)
+        if not output or output == ".":
+            raise ValueError("choose where to save the model (.pth or .safetensors)")
+        if self.source.value == "layer":
+            layer = self.images.value
+            if layer is None:
+                raise ValueError("choose a layer of training images")
+            data = layer.data[0] if layer.multiscale else layer.data
+            images = np.array(data, copy=True)  # a snapshot: the user may keep editing
+            if images.ndim == (3 if layer.rgb else 2):
+                images = images[None]
+        else:
+            images = str(self.folder.value)
+        style_data = np.array(style.data[0] if style.multiscale else style.data, copy=True)
+        return iter_train(style_data, images, output, **self.options())
+
+    def _on_cancel(self) -> None:
+        if self._worker is not None:
+            from .core import STOP
+
+            self.status.value = "saving and stopping…"
+            self.cancel.enabled = False
+            self._worker.send(STOP)
+
+    def _on_step(self, step: Step) -> None:
+        self.history.append(step.losses)
+        self.saved = step.saved or self.saved
+        self.status.value = f"step {step.iteration}/{step.total}  loss {step.losses['total']:.4g}"
+        if self._progress is not None:  # last: updating it may process queued signals
+            self._progress.update(step.iteration - self._progress.n)
+
+    def _on_finished(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+        if self.saved:
+            show_info(f"Fast-style model saved to {self.saved}")
+            self.status.value = f"saved {self.saved}"
+        self._worker = self._progress = None
+        self.run.enabled, self.cancel.enabled = True, False
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
