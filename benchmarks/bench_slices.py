@@ -45,7 +45,7 @@ def neighbour_mad(stack: np.ndarray) -> float:
 
 def run_stack(
     volume: np.ndarray, style: np.ndarray, **options: object
-) -> tuple[np.ndarray, float]:  # noqa: E501
+) -> tuple[np.ndarray, float]:
     """The stylised stack and the mean final content loss of its planes."""
     result = np.zeros(volume.shape, np.float32)
     content_losses = []

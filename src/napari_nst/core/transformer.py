@@ -36,14 +36,33 @@ class Norm(nn.InstanceNorm2d):
         self.recording = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.recording:
-            var, mean = torch.var_mean(x.float(), dim=(2, 3), correction=0)
-            self.frozen = (mean.mean(0), var.mean(0))  # the batch's average statistics
+        # Written out rather than F.instance_norm, which goes through batch_norm and
+        # copies the activations twice: statistics in one pass, then one fused
+        # multiply-add. Same numbers (biased variance, eps inside the root).
         if self.frozen is None or self.recording:
-            return super().forward(x)
-        mean, var = (t.to(x.dtype)[None, :, None, None] for t in self.frozen)
+            var, mean = _channel_statistics(x)
+            if self.recording:  # the batch's average statistics, for later tiles
+                self.frozen = (mean.float().mean(0).flatten(), var.float().mean(0).flatten())
+        else:
+            mean, var = (t.to(x.dtype)[None, :, None, None] for t in self.frozen)
         scale = self.weight[None, :, None, None] * torch.rsqrt(var + self.eps)
-        return (x - mean) * scale + self.bias[None, :, None, None]
+        shift = self.bias[None, :, None, None] - mean * scale
+        return torch.addcmul(shift, x, scale)
+
+
+def _channel_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample, per-channel biased variance and mean, shaped (N, C, 1, 1).
+
+    In channels-last memory (N, H·W, C) is a free view and the reduction runs along
+    contiguous rows; reducing the (N, C, H, W) view over its strided last axes is
+    several times slower on CPU.
+    """
+    n, c, h, w = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last):
+        var, mean = torch.var_mean(x.permute(0, 2, 3, 1).reshape(n, h * w, c), dim=1, correction=0)
+    else:
+        var, mean = torch.var_mean(x.reshape(n, c, h * w), dim=2, correction=0)
+    return var.view(n, c, 1, 1), mean.view(n, c, 1, 1)
 
 
 class ConvLayer(nn.Module):
@@ -70,7 +89,7 @@ class ResidualBlock(nn.Module):
         self.in1 = Norm(channels)
         self.conv2 = ConvLayer(channels, channels, kernel_size=3, stride=1)
         self.in2 = Norm(channels)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.in1(self.conv1(x)))
@@ -98,7 +117,7 @@ class TransformerNet(nn.Module):
         self.deconv2 = UpsampleConvLayer(64, 32, kernel_size=3, stride=1)
         self.in5 = Norm(32)
         self.deconv3 = ConvLayer(32, 3, kernel_size=9, stride=1)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)  # on fresh norm outputs: saves a copy per layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.relu(self.in1(self.conv1(x)))
