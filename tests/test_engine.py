@@ -208,3 +208,12 @@ def test_gram_matrix_and_its_gradient_match_the_textbook_formula():
     (gram_matrix(channels_last) * upstream.float()).sum().backward()
     (expected * upstream.float()).sum().backward()
     torch.testing.assert_close(channels_last.grad, plain.grad)
+
+
+def test_previews_never_change_the_optimisation(style_rgb):
+    """Rendering a preview must not clamp the iterate (working size = image size here)."""
+    image = np.random.default_rng(9).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    run = {"iterations": 6, "init": "noise", "tv_weight": 0.0, **TINY}
+    often = [s.losses["total"] for s in iter_stylize(image, style_rgb, preview_every=1, **run)]
+    never = [s.losses["total"] for s in iter_stylize(image, style_rgb, preview_every=99, **run)]
+    assert often == never

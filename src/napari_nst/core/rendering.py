@@ -71,11 +71,18 @@ class Rendering:
         return np.full(self.shape, self.fill, dtype=self.dtype)
 
     @torch.no_grad()
-    def render(self, image: torch.Tensor, plane: Plane) -> np.ndarray:
-        """(1, C, h, w) working tensor → this plane's result in the user's layout."""
+    def render(self, image: torch.Tensor, plane: Plane, owned: bool = False) -> np.ndarray:
+        """(1, C, h, w) working tensor → this plane's result in the user's layout.
+
+        ``image`` is left untouched (it may be the optimiser's iterate) unless the
+        caller ``owned`` it, in which case it is reused in place: a tiled 8192²
+        plane is 800 MB per float copy.
+        """
         size = self.layout.plane_shape
-        result = resize(image.detach().float(), size).clamp_(0, 1)[0].permute(1, 2, 0)
-        values = result.cpu().numpy()
+        result = resize(image.detach().float(), size)
+        owned = owned or result.data_ptr() != image.data_ptr()
+        result = result.clamp_(0, 1) if owned else result.clamp(0, 1)
+        values = result[0].permute(1, 2, 0).cpu().numpy()
         if self.kind == "gray":
             return self._gray(values[..., 0])
         if values.shape[-1] == 1:  # luminance-only transfer on colour content
@@ -92,8 +99,8 @@ class Rendering:
 
     def _colour(self, rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
         dtype = self.dtype
-        if dtype.kind == "u":  # in place: a tiled 8192² plane is 800 MB per float copy
-            scaled = rgb * np.float32(np.iinfo(dtype).max)
+        if dtype.kind == "u":  # ``rgb`` is ours here (a fresh or owned array): scale in place
+            scaled = np.multiply(rgb, np.float32(np.iinfo(dtype).max), out=rgb)
             out = np.rint(scaled, out=scaled).astype(dtype)
         else:
             out = rgb.astype(np.float32, copy=False)
