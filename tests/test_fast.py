@@ -194,3 +194,10 @@ def test_run_record_names_the_checkpoint_and_its_hash(checkpoint):
     assert (
         info["checkpoint"]["sha256"] == hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
     )
+
+
+def test_onnx_models_get_a_clear_message(tmp_path):
+    path = tmp_path / "candy.onnx"
+    path.write_bytes(b"onnx")
+    with pytest.raises(CheckpointError, match="ONNX models are not supported yet"):
+        load_checkpoint(path)

@@ -96,9 +96,12 @@ def test_cancel_saves_the_current_weights(photos, style_rgb, tmp_path):
 
 
 def test_a_stack_can_be_the_training_set(style_rgb, tmp_path):
+    from napari_nst import train
+
     stack = np.random.default_rng(0).integers(0, 4000, (4, 40, 40), dtype=np.uint16)
     steps = list(iter_train(style_rgb, stack, tmp_path / "m.pth", steps=2, **TINY))
     assert steps[-1].saved and all(np.isfinite(s.losses["total"]) for s in steps)
+    assert train(style_rgb, stack, tmp_path / "n.pth", steps=1, **TINY) == str(tmp_path / "n.pth")
 
 
 @pytest.mark.parametrize(

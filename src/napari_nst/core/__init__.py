@@ -3,5 +3,16 @@
 from .gatys import StyleTransfer, iter_stylize, prepare, stylize
 from .options import Options
 from .step import STOP, Step
+from .training import iter_train, train
 
-__all__ = ["STOP", "Options", "Step", "StyleTransfer", "iter_stylize", "prepare", "stylize"]
+__all__ = [
+    "STOP",
+    "Options",
+    "Step",
+    "StyleTransfer",
+    "iter_stylize",
+    "iter_train",
+    "prepare",
+    "stylize",
+    "train",
+]

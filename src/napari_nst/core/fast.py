@@ -48,6 +48,11 @@ def load_checkpoint(path: str | Path) -> TransformerNet:
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix.lower() == ".onnx":
+        raise CheckpointError(
+            f"{path.name}: ONNX models are not supported yet; use the PyTorch .pth (state "
+            "dict) or .safetensors version of the model"
+        )
     stat = path.stat()
     return _load_cached(path, stat.st_mtime_ns, stat.st_size)
 
@@ -185,7 +190,7 @@ class FastTransfer:
                 clock.done += 1
             for number, plane, image in zip(group, planes, images, strict=True):
                 last = number == self.planes - 1
-                final = self.rendering.render(self._channels(image), plane)
+                final = self.rendering.render(self._channels(image), plane, owned=True)
                 reply = yield clock.step(
                     indices[number], number, image=final, plane_done=True, done=last
                 )
@@ -218,7 +223,6 @@ class FastTransfer:
         image = self._input(plane)
         index = self.layout.indices[number]
         accumulated = torch.zeros((1, 3, *self.shape))
-        weight = torch.zeros((1, 1, *self.shape))
         side = min(STATS_SIDE, max(self.shape))
         reference = imaging.resize(image, imaging.working_shape(self.shape, side))
         reference = pad_to_stride(reference.to(self.device))[0] * 255
@@ -227,13 +231,15 @@ class FastTransfer:
                 rows, columns = tile.slices
                 out = _infer(net, image[..., rows, columns].to(self.device)).cpu()
                 blend = torch.from_numpy(tiling.weights(tile, self.shape))[None, None]
-                accumulated[..., rows, columns] += out * blend
-                weight[..., rows, columns] += blend
+                accumulated[..., rows, columns] += out.mul_(blend)
                 clock.done += 1
                 if (yield clock.step(index, number)) == STOP:
                     yield clock.step(index, number, done=True, cancelled=True)
                     return None
-        return accumulated.div_(weight)
+        del image, reference
+        row_sum, column_sum = tiling.weight_sums(tiles, self.shape)
+        accumulated.div_(torch.from_numpy(row_sum)[:, None]).div_(torch.from_numpy(column_sum))
+        return accumulated
 
     def _channels(self, image: torch.Tensor) -> torch.Tensor:
         if self.rendering.luminance_only:

@@ -69,3 +69,19 @@ def _ramp(start: int, stop: int, length: int) -> np.ndarray:
     if stop < length:  # a neighbour after
         ramp = np.minimum(ramp, np.clip((distance[::-1] - MARGIN + 0.5) / fade, 0, 1))
     return ramp
+
+
+def weight_sums(tiles: list[Tile], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Summed blend weights as a row and a column vector (their outer product).
+
+    Tiles form a grid and each tile's weights are an outer product, so the sum
+    over tiles is separable: no full-size weight image is needed.
+    """
+    rows = {(t.top, t.bottom) for t in tiles}
+    columns = {(t.left, t.right) for t in tiles}
+    row_sum, column_sum = np.zeros(shape[0], np.float32), np.zeros(shape[1], np.float32)
+    for start, stop in rows:
+        row_sum[start:stop] += _ramp(start, stop, shape[0])
+    for start, stop in columns:
+        column_sum[start:stop] += _ramp(start, stop, shape[1])
+    return row_sum, column_sum

@@ -159,6 +159,15 @@ def iter_train(
     return _train(opts, dataset, style_unit, output, device)
 
 
+def train(style: object, images: Any, output: str | os.PathLike, **options: Any) -> str:
+    """Train to the end and return the model's path (see :func:`iter_train`)."""
+    saved = None
+    for step in iter_train(style, images, output, **options):
+        saved = step.saved or saved
+    assert saved is not None
+    return saved
+
+
 def _train(
     opts: TrainOptions,
     dataset: TrainingImages,
