@@ -264,6 +264,7 @@ def test_fast_method_applies_a_checkpoint_to_a_whole_stack(widget, qtbot, tmp_pa
     widget.method.value = "fast"
     assert widget.checkpoint.native.isVisibleTo(widget.native)
     assert not widget.iterations.native.isVisibleTo(widget.native)
+    assert not widget.style.native.isVisibleTo(widget.native)  # the model is the style
     assert widget.size.value == 0  # full resolution
     widget.checkpoint.value = model
     widget.stack.value = "all"

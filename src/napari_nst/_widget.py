@@ -80,8 +80,7 @@ class StyleTransferWidget(Container):
             tooltip="Longest side of the working image in px (0 = full resolution); "
             "the result is resized back.",
         )
-        if hasattr(self.size.native, "setSpecialValueText"):
-            self.size.native.setSpecialValueText("full")
+        self.size.label = "size (0 = full)"
         self.device = ComboBox(name="device", choices=available_devices(), value="auto")
         self.weights = ComboBox(
             name="weights",
@@ -358,8 +357,8 @@ class StyleTransferWidget(Container):
     def _on_method_changed(self, method: str) -> None:
         """Show what the method uses: the optimisation's knobs, or a model file."""
         gatys = method == "gatys"
-        for widget in (self.content_weight, self.style_weight, self.tv_weight, self.iterations,
-                       self.weights, self.seed):  # fmt: skip
+        for widget in (self.style, self.content_weight, self.style_weight, self.tv_weight,
+                       self.iterations, self.weights, self.seed):  # fmt: skip
             widget.visible = gatys
         self.weights_file.visible = gatys and self.weights.value == "file"
         self.checkpoint.visible = not gatys
