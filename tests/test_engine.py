@@ -126,7 +126,8 @@ def test_bad_options_raise_readable_value_errors(content_rgb, style_rgb, options
         (np.full((40, 40), np.nan), "no finite values"),
         (np.zeros((40, 40, 2)), "expected a 2-D gray image"),
         (np.zeros((40, 40), np.complex64), "real numbers"),
-        (np.zeros((2000, 10), np.uint8) + np.arange(10, dtype=np.uint8), "shorter side"),
+        (np.zeros((4000, 20), np.uint8) + np.arange(20, dtype=np.uint8), "shorter side"),
+        (np.arange(100, dtype=np.uint8).reshape(10, 10), "16 px on each side"),
     ],
 )
 def test_bad_images_raise_readable_value_errors(content, message, style_rgb):

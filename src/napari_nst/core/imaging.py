@@ -19,6 +19,9 @@ from skimage.color import rgb2yiq
 MIN_WORKING_SIDE = 32
 """VGG19 pools four times before conv5_1; below this the deep layers see 1–2 pixels."""
 
+MIN_IMAGE_SIDE = 16
+"""Smaller images carry too little structure to stylise; upscaling 2×2 px to 512 is noise."""
+
 MAX_STACK_AXES = 2
 """Leading axes a stack may have: (z, y, x) and (t, z, y, x), with channels last for colour."""
 
@@ -83,8 +86,17 @@ def inspect(
         raise ValueError(f"the {role} is empty (shape {shape})")
     spatial = len(shape) - (1 if kind != "gray" else 0)
     stack_shape, plane_shape = shape[: spatial - 2], (shape[spatial - 2], shape[spatial - 1])
+    if min(plane_shape) < MIN_IMAGE_SIDE:
+        raise ValueError(
+            f"the {role} is {plane_shape[0]}×{plane_shape[1]} px; stylising needs at least "
+            f"{MIN_IMAGE_SIDE} px on each side"
+        )
 
     low, high = _finite_range(data, stack_shape, kind, role)
+    if not high > low:  # whatever the window, one value everywhere has no structure
+        raise ValueError(
+            f"the {role} is constant (every value is {low:g}); there is no structure to stylise"
+        )
     if contrast_limits is not None:
         low, high = (float(v) for v in contrast_limits)
     elif kind != "gray" and dtype.kind == "b":
@@ -136,7 +148,7 @@ def _finite_range(
     """Finite minimum and maximum over all planes; a plane with no finite value is an error."""
     low, high = np.inf, -np.inf
     for index in np.ndindex(*stack_shape):
-        values = _colour_values(np.asarray(data[index]), kind)
+        values = _colour_values(_materialise(data[index]), kind)
         if values.dtype.kind == "f":
             finite = np.isfinite(values)
             if not finite.any():
@@ -148,13 +160,25 @@ def _finite_range(
     return low, high
 
 
+def _materialise(plane: object) -> np.ndarray:
+    """A plane of a numpy, zarr or dask array as numpy.
+
+    Dask computes in this (worker) thread: its default scheduler would start a
+    thread pool per calling thread that outlives the run.
+    """
+    compute = getattr(plane, "compute", None)
+    if callable(compute):
+        plane = compute(scheduler="synchronous")
+    return np.asarray(plane)
+
+
 def _colour_values(plane: np.ndarray, kind: str) -> np.ndarray:
     return plane if kind == "gray" else plane[..., :3]
 
 
 def read_plane(array: object, index: tuple[int, ...], layout: Layout) -> Plane:
     """Plane ``index`` of ``array`` in unit range; non-finite pixels take the window's low end."""
-    data = np.asarray(array[index])  # type: ignore[index]
+    data = _materialise(array[index])  # type: ignore[index]
     values = _colour_values(data, layout.kind)
     values = values.astype(np.float32 if values.dtype.itemsize <= 4 else np.float64)
     non_finite = 0
