@@ -218,3 +218,36 @@ def test_previews_never_change_the_optimisation(style_rgb):
     often = [s.losses["total"] for s in iter_stylize(image, style_rgb, preview_every=1, **run)]
     never = [s.losses["total"] for s in iter_stylize(image, style_rgb, preview_every=99, **run)]
     assert often == never
+
+
+def test_cancel_inside_a_line_search_ends_within_one_evaluation(
+    content_rgb, style_rgb, monkeypatch
+):
+    from napari_nst.core import gatys, optim
+
+    job = gatys.prepare(content_rgb, style_rgb, iterations=50, **TINY)
+    calls = []
+    evaluate = optim.Objective.__call__
+
+    def counting(self):
+        calls.append(1)
+        result = evaluate(self)
+        if len(calls) == 3:  # the user clicks Cancel while the optimiser is evaluating
+            job.cancel()
+        return result
+
+    monkeypatch.setattr(optim.Objective, "__call__", counting)
+    steps = list(job.steps())
+    assert len(calls) == 4  # the evaluation after the click raised instead of running
+    final = steps[-1]
+    assert final.done and final.cancelled and final.image is not None
+    assert final.losses["total"] <= steps[0].losses["total"]
+
+
+def test_cancel_before_the_first_step_ends_without_work(content_rgb, style_rgb):
+    from napari_nst.core import gatys
+
+    job = gatys.prepare(content_rgb, style_rgb, iterations=50, **TINY)
+    job.cancel()  # e.g. clicked while the weights were still loading
+    (final,) = list(job.steps())
+    assert final.done and final.cancelled and final.image is None and final.iteration == 0

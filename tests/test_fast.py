@@ -201,3 +201,15 @@ def test_onnx_models_get_a_clear_message(tmp_path):
     path.write_bytes(b"onnx")
     with pytest.raises(CheckpointError, match="ONNX models are not supported yet"):
         load_checkpoint(path)
+
+
+def test_cancel_is_seen_before_the_next_tile(checkpoint):
+    job = fast.FastTransfer(_photo(512, 512), fast.Options(**CPU, checkpoint=checkpoint, tile=384))
+    steps = job.steps()
+    first = next(steps)
+    job.cancel()
+    final = next(steps)
+    assert (first.iteration, final.iteration) == (1, 1)
+    assert final.done and final.cancelled
+    with pytest.raises(StopIteration):
+        next(steps)

@@ -237,6 +237,8 @@ class StyleTransferWidget(Container):
 
         self.status.value = "cancelling…"
         self.cancel.enabled = False
+        if self._job is not None:
+            self._job.cancel()  # also seen inside a line search and between setup stages
         # The engine answers STOP with one last step that holds the best image so far.
         self._worker.send(STOP)
 

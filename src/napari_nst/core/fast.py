@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,11 +132,16 @@ class FastTransfer:
         self.precision = "fp32"  # 0–255 outputs need more mantissa than bf16 has
         self.tile = self._tile_size()
         self.non_finite = 0
+        self._stop = threading.Event()
         self._sha256: str | None = None
 
     @property
     def planes(self) -> int:
         return len(self.layout.indices)
+
+    def cancel(self) -> None:
+        """Ask the run to stop from any thread; seen before every tile and batch."""
+        self._stop.set()
 
     def info(self) -> dict[str, Any]:
         checkpoint = str(Path(self.options.checkpoint or "").expanduser())
@@ -178,6 +184,9 @@ class FastTransfer:
         groups = [range(i, min(i + batch, self.planes)) for i in range(0, self.planes, batch)]
         clock = _Clock(self.planes * len(tiles) if tiles else len(groups), self.planes)
         for group in groups:
+            if self._stop.is_set():
+                yield clock.step(indices[group[0]], group[0], done=True, cancelled=True)
+                return
             planes = [imaging.read_plane(self._content, indices[n], self.layout) for n in group]
             self.non_finite += sum(plane.non_finite for plane in planes)
             if tiles:
@@ -228,6 +237,9 @@ class FastTransfer:
         reference = pad_to_stride(reference.to(self.device))[0] * 255
         with torch.no_grad(), net.frozen_statistics(reference):
             for tile in tiles:
+                if self._stop.is_set():
+                    yield clock.step(index, number, done=True, cancelled=True)
+                    return None
                 rows, columns = tile.slices
                 out = _infer(net, image[..., rows, columns].to(self.device)).cpu()
                 blend = torch.from_numpy(tiling.weights(tile, self.shape))[None, None]

@@ -12,6 +12,7 @@ targets. Each plane after the first starts from its neighbour's result and, with
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +24,7 @@ from . import devices, imaging
 from .fast import FastTransfer
 from .features import VGGFeatures
 from .losses import ContentLoss, StyleLoss, StyleTransferLoss
-from .optim import Objective, ReusingClosure, make_optimizer
+from .optim import Cancelled, Objective, ReusingClosure, make_optimizer
 from .options import Options
 from .rendering import Rendering
 from .step import STOP, Step
@@ -58,10 +59,19 @@ class StyleTransfer:
         self.precision = devices.resolve_precision(options.precision, self.device)
         self.weights: VGGWeights | None = None
         self.non_finite = 0
+        self._stop = threading.Event()
 
     @property
     def planes(self) -> int:
         return len(self.layout.indices)
+
+    def cancel(self) -> None:
+        """Ask the run to stop from any thread; it ends within one loss evaluation.
+
+        ``send(STOP)`` is only seen between iterations; this is also seen between
+        the evaluations of a line search and between the setup stages.
+        """
+        self._stop.set()
 
     def info(self) -> dict[str, Any]:
         """Where and how the run executes, for run records (weights once loaded)."""
@@ -90,9 +100,15 @@ class StyleTransfer:
         check_covers(self.weights, opts.content_layers + opts.style_layers)
         devices.configure(self.device)
         extractor = self._extractor()
+        if self._stop.is_set():  # cancelled while the weights loaded
+            yield _stopped_early(run)
+            return
         loss_fn = self._loss(extractor)
         previous: torch.Tensor | None = None
         for number, index in enumerate(self.layout.indices):
+            if self._stop.is_set():  # between planes, or while the style targets were built
+                yield _stopped_early(run, number, self.planes)
+                return
             plane = imaging.read_plane(self._content, index, self.layout)
             self.non_finite += plane.non_finite
             content = imaging.to_tensor(self._working(plane.unit), self.shape, self.device)
@@ -121,7 +137,9 @@ class StyleTransfer:
         opts = self.options
         image = start.detach().clone().contiguous().requires_grad_(True)
         optimizer = make_optimizer(image, opts)
-        objective = Objective(image, extractor, loss_fn, optimizer, self.device, self.precision)
+        objective = Objective(
+            image, extractor, loss_fn, optimizer, self.device, self.precision, self._stop.is_set
+        )
         closure = ReusingClosure(image, objective)
         last_plane = where["plane"] == where["planes"] - 1
 
@@ -145,8 +163,12 @@ class StyleTransfer:
 
         for iteration in range(1, opts.iterations + 1):
             closure.begin_step()
-            with torch.inference_mode(False), torch.enable_grad():
-                optimizer.step(closure)
+            try:
+                with torch.inference_mode(False), torch.enable_grad():
+                    optimizer.step(closure)
+            except Cancelled:  # mid-step: the best image evaluated so far stands
+                yield step(iteration - 1, done=False, cancelled=True)
+                return None
             if opts.optimizer == "adam":
                 with torch.no_grad():
                     image.clamp_(0, 1)
@@ -218,6 +240,20 @@ class StyleTransfer:
         noise = torch.rand(content.shape, generator=generator).to(content.device)
         ratio = {"content": 0.0, "noise": 1.0, "blend": opts.noise_ratio}[opts.init]
         return (1 - ratio) * content + ratio * noise
+
+
+def _stopped_early(run: _Progress, plane: int = 0, planes: int = 1) -> Step:
+    """The final step of a run cancelled before (or between) its planes' work."""
+    return Step(
+        iteration=plane * (run.total // max(planes, 1)),
+        total=run.total,
+        losses={},
+        elapsed=time.perf_counter() - run.start,
+        done=True,
+        cancelled=True,
+        plane=plane,
+        planes=planes,
+    )
 
 
 class _Progress:

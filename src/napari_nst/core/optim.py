@@ -4,12 +4,19 @@ pays twice for the same point.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from . import devices
 from .features import VGGFeatures
 from .losses import StyleTransferLoss
 from .options import Options
+
+
+class Cancelled(Exception):
+    """Raised inside an optimiser step when the run has been asked to stop."""
+
 
 _MAX_LINE_SEARCH = 20
 """Function evaluations one L-BFGS line search may spend; usually it needs one."""
@@ -45,7 +52,9 @@ class Objective:
         optimizer: torch.optim.Optimizer,
         device: torch.device,
         precision: str,
+        stop_requested: Callable[[], bool] = lambda: False,
     ) -> None:
+        self.stop_requested = stop_requested
         self.image, self.extractor, self.loss_fn = image, extractor, loss_fn
         self.optimizer, self.device, self.precision = optimizer, device, precision
         # Losses are means, so pixel gradients are tiny; torch's L-BFGS ignores
@@ -57,6 +66,10 @@ class Objective:
         self.best_losses: dict[str, float] = {}
 
     def __call__(self) -> tuple[torch.Tensor, dict[str, float]]:
+        # A line search may evaluate up to 21 times in one step: checking here bounds
+        # the wait for Cancel to one evaluation instead of one whole step.
+        if self.stop_requested():
+            raise Cancelled
         self.optimizer.zero_grad(set_to_none=True)
         with devices.autocast(self.device, self.precision):
             features = self.extractor(self.image)
