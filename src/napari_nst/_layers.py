@@ -132,10 +132,6 @@ def gray_contrast_limits(layer: Image) -> tuple[float, float] | None:
     return (low, high) if high > low else None
 
 
-def output_name(content: Image, style: Image) -> str:
-    return f"{content.name} × {style.name}"
-
-
 def add_output_layer(
     viewer: napari.Viewer,
     data: np.ndarray,

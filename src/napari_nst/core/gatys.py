@@ -189,7 +189,7 @@ class StyleTransfer:
     def _working(self, unit: np.ndarray) -> np.ndarray:
         """What the network optimises: the luma, or RGB (gray replicated)."""
         if self.rendering.luminance_only:
-            return unit[..., :1] if unit.shape[-1] == 1 else _luma(unit)
+            return imaging.luminance(unit)[..., None]
         return unit if unit.shape[-1] == 3 else np.repeat(unit, 3, axis=-1)
 
     def _style_working(self) -> np.ndarray:
@@ -261,10 +261,6 @@ class _Progress:
 
     def __init__(self, start: float, total: int) -> None:
         self.start, self.total, self.evaluations = start, total, 0
-
-
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    return imaging.Plane(rgb, None, 0).luminance[..., None]
 
 
 def prepare(content: object, style: object = None, **options: Any) -> StyleTransfer | FastTransfer:

@@ -56,10 +56,14 @@ class Plane:
 
     @property
     def luminance(self) -> np.ndarray:
-        """(H, W) luma: YIQ's Y for colour (Gatys et al. 2016), the value itself for gray."""
-        if self.unit.shape[-1] == 1:
-            return self.unit[..., 0]
-        return rgb2yiq(self.unit)[..., 0].astype(np.float32)
+        return luminance(self.unit)
+
+
+def luminance(unit: np.ndarray) -> np.ndarray:
+    """(H, W) luma of (H, W, C) in [0, 1]: YIQ's Y for colour (Gatys et al. 2016), gray as is."""
+    if unit.shape[-1] == 1:
+        return unit[..., 0]
+    return rgb2yiq(unit)[..., 0].astype(np.float32)
 
 
 def inspect(

@@ -32,7 +32,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         state = _torch_load(path)
     except Exception as exc:  # torch and safetensors raise many types for bad files
         raise UnsafeOrCorruptFile(
-            f"could not read {path}: {_reason(exc)}. It must be a PyTorch state dict or a "
+            f"could not read {path}: {reason(exc)}. It must be a PyTorch state dict or a "
             ".safetensors file (a pickle that tries to run code is refused)"
         ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
@@ -60,6 +60,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     return tensors, metadata
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+def reason(exc: Exception) -> str:
+    """The first line of an exception's message (a URLError's own reason), for one-line errors."""
+    text = str(getattr(exc, "reason", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

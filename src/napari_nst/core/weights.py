@@ -38,7 +38,7 @@ from .features import (
     TORCHVISION_PREPROCESS,
     Preprocess,
 )
-from .safeload import UnsafeOrCorruptFile, read_state_dict
+from .safeload import UnsafeOrCorruptFile, read_state_dict, reason
 
 TORCHVISION_URL = VGG19_Weights.IMAGENET1K_V1.url
 CAFFE_URL = "https://web.eecs.umich.edu/~justincj/models/vgg19-d01eb7cb.pth"
@@ -131,17 +131,12 @@ def _cached_download(url: str, progress: bool) -> Path:
     except (URLError, OSError, RuntimeError) as exc:
         path.unlink(missing_ok=True)
         raise WeightsError(
-            f"could not download VGG19 weights from {url} ({_reason(exc)}). "
+            f"could not download VGG19 weights from {url} ({reason(exc)}). "
             f"Copy the file to {path}, or pass the path of a local VGG19 .pth file "
             "as weights (CLI: --weights PATH); weights='random' runs offline "
             "but gives non-artistic output"
         ) from None
     return path
-
-
-def _reason(exc: Exception) -> str:
-    text = str(getattr(exc, "reason", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _load_file(path: Path) -> ConvWeights:
