@@ -56,8 +56,11 @@ def test_style_targets_are_computed_once_per_run(volume, style_rgb, monkeypatch)
             super().__init__(features)
 
     monkeypatch.setattr(gatys, "StyleLoss", CountingStyleLoss)
+    monkeypatch.setattr(gatys, "_STYLE_TARGETS", type(gatys._STYLE_TARGETS)())  # empty cache
     list(iter_stylize(volume, style_rgb, stack="all", iterations=1, **TINY))
     assert len(built) == 5  # one per style layer, not one per layer and plane
+    list(iter_stylize(volume, style_rgb, stack="all", iterations=1, **TINY))
+    assert len(built) == 5  # the next run with the same style reuses them (batch items)
 
 
 def test_stop_in_a_stack_keeps_the_finished_planes(volume, style_rgb):

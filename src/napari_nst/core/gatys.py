@@ -12,8 +12,10 @@ targets. Each plane after the first starts from its neighbour's result and, with
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +31,17 @@ from .options import Options
 from .rendering import Rendering
 from .step import STOP, Step
 from .weights import VGGWeights, check_covers, load_vgg19
+
+STYLE_TARGETS_KEPT = 2
+"""Style-target sets kept per process (a few MB each: Gram matrices, on the run's device)."""
+_STYLE_TARGETS: OrderedDict[tuple[Any, ...], dict[str, StyleLoss]] = OrderedDict()
+_STYLE_TARGETS_LOCK = threading.Lock()
+_style_target_builds = 0
+
+
+def style_target_builds() -> int:
+    """How many times this process computed style targets (the rest came from the cache)."""
+    return _style_target_builds
 
 
 class StyleTransfer:
@@ -214,14 +227,12 @@ class StyleTransfer:
     def _loss(self, extractor: VGGFeatures) -> StyleTransferLoss:
         """The loss with its style targets, computed once for every plane of the run."""
         opts = self.options
-        style = imaging.to_tensor(self._style_working(), self.style_shape, self.device)
-        with torch.no_grad(), devices.autocast(self.device, self.precision):
-            style_features = extractor(style)
+        targets = self._style_targets(extractor)
         placeholder = {name: ContentLoss(torch.zeros(())) for name in opts.content_layers}
         return StyleTransferLoss(
             content=placeholder,
             style={
-                name: (StyleLoss(style_features[name]), weight)
+                name: (targets[name], weight)
                 for name, weight in zip(opts.style_layers, opts.style_layer_weights, strict=True)
             },
             content_weight=opts.content_weight,
@@ -229,6 +240,43 @@ class StyleTransfer:
             tv_weight=opts.tv_weight,
             slice_weight=opts.slice_weight if self.planes > 1 else None,
         )
+
+    def _style_targets(self, extractor: VGGFeatures) -> dict[str, StyleLoss]:
+        """Gram targets per style layer, reused by later runs with the same style.
+
+        Batch items share one style: a worker builds its targets once. The key is
+        everything they depend on (the working style pixels, weights, layers,
+        pooling, device, precision); the modules are read-only, so runs share them.
+        """
+        global _style_target_builds
+        opts, weights = self.options, self.weights
+        assert weights is not None
+        working = np.ascontiguousarray(self._style_working(), dtype=np.float32)
+        key = (
+            hashlib.sha256(working.tobytes()).hexdigest(),
+            working.shape,
+            self.style_shape,
+            (weights.source, weights.path, weights.sha256),
+            opts.seed if weights.source == "random" else None,
+            opts.style_layers,
+            opts.pooling,
+            str(self.device),
+            self.precision,
+        )
+        with _STYLE_TARGETS_LOCK:
+            if key in _STYLE_TARGETS:
+                _STYLE_TARGETS.move_to_end(key)
+                return _STYLE_TARGETS[key]
+        style = imaging.to_tensor(working, self.style_shape, self.device)
+        with torch.no_grad(), devices.autocast(self.device, self.precision):
+            features = extractor(style)
+        targets = {name: StyleLoss(features[name]) for name in opts.style_layers}
+        with _STYLE_TARGETS_LOCK:
+            _STYLE_TARGETS[key] = targets
+            _style_target_builds += 1
+            while len(_STYLE_TARGETS) > STYLE_TARGETS_KEPT:
+                _STYLE_TARGETS.popitem(last=False)
+        return targets
 
     def _initial_image(self, content: torch.Tensor) -> torch.Tensor:
         """Content, uniform noise, or a blend of the two (``noise_ratio`` of noise).
