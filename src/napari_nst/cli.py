@@ -3,7 +3,8 @@
 Flags are the Python options in kebab-case and default to the same values (left
 unset here so :class:`~napari_nst.core.options.Options` stays the single source of
 defaults). Exit codes: 0 success, 2 bad input or usage (one line on stderr, no
-traceback), 1 anything else, 130 interrupted (the best image so far is saved).
+traceback), 1 anything else (batch: some item failed), 130 interrupted (stylize
+saves the best image so far; batch keeps its finished items).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ._io import check_writable, file_ready, read_image, write_image
+from ._io import check_writable, read_image
 
 PROG = "napari-nst"
 
@@ -56,83 +57,117 @@ def build_parser() -> argparse.ArgumentParser:
         help="style image (a painting; not used by --method fast)",
     )
     run.add_argument("-o", "--output", required=True, metavar="OUT", help="output image file")
+    add_run_options(run)
+    run.add_argument("--log-json", metavar="PATH", help="write the run record as JSON")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    _add_batch_parser(commands)
+    _add_train_parser(commands)
+    commands.add_parser("demo", help="open napari with sample data and the Style Transfer widget")
+    return parser
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The engine's option flags, shared by ``stylize`` and ``batch``.
+
+    Unset flags stay out of the namespace (``SUPPRESS``), so the engine's defaults
+    (or a batch recipe) apply.
+    """
     opt = argparse.SUPPRESS
-    run.add_argument(
+    parser.add_argument(
         "--method", choices=["gatys", "fast"], default=opt, help="gatys (default) or fast"
     )
-    run.add_argument("--iterations", type=int, default=opt, help="optimisation steps (500)")
-    run.add_argument(
+    parser.add_argument("--iterations", type=int, default=opt, help="optimisation steps (500)")
+    parser.add_argument(
         "--size", type=int, default=opt, help="longest side of the working image (512)"
     )
-    run.add_argument("--content-weight", type=float, default=opt, help="(1)")
-    run.add_argument("--style-weight", type=float, default=opt, help="per style layer (1e6)")
-    run.add_argument("--tv-weight", type=float, default=opt, help="total variation (1)")
-    run.add_argument("--content-layers", type=_comma_list, default=opt, help="(relu4_2)")
-    run.add_argument("--style-layers", type=_comma_list, default=opt, help="(relu1_1,...,relu5_1)")
-    run.add_argument("--style-layer-weights", type=_float_list, default=opt)
-    run.add_argument("--optimizer", choices=["lbfgs", "adam"], default=opt, help="(lbfgs)")
-    run.add_argument("--learning-rate", type=float, default=opt, help="(lbfgs 1, adam 0.02)")
-    run.add_argument("--lbfgs-history", type=int, default=opt, help="L-BFGS memory (50)")
-    run.add_argument("--init", choices=["content", "noise", "blend"], default=opt)
-    run.add_argument("--noise-ratio", type=float, default=opt, help="noise share of 'blend' (0.6)")
-    run.add_argument("--pooling", choices=["max", "avg"], default=opt, help="(max)")
-    run.add_argument(
+    parser.add_argument("--content-weight", type=float, default=opt, help="(1)")
+    parser.add_argument("--style-weight", type=float, default=opt, help="per style layer (1e6)")
+    parser.add_argument("--tv-weight", type=float, default=opt, help="total variation (1)")
+    parser.add_argument("--content-layers", type=_comma_list, default=opt, help="(relu4_2)")
+    parser.add_argument(
+        "--style-layers", type=_comma_list, default=opt, help="(relu1_1,...,relu5_1)"
+    )
+    parser.add_argument("--style-layer-weights", type=_float_list, default=opt)
+    parser.add_argument("--optimizer", choices=["lbfgs", "adam"], default=opt, help="(lbfgs)")
+    parser.add_argument("--learning-rate", type=float, default=opt, help="(lbfgs 1, adam 0.02)")
+    parser.add_argument("--lbfgs-history", type=int, default=opt, help="L-BFGS memory (50)")
+    parser.add_argument("--init", choices=["content", "noise", "blend"], default=opt)
+    parser.add_argument(
+        "--noise-ratio", type=float, default=opt, help="noise share of 'blend' (0.6)"
+    )
+    parser.add_argument("--pooling", choices=["max", "avg"], default=opt, help="(max)")
+    parser.add_argument(
         "--weights", default=opt, help="torchvision (default), caffe, random, or a .pth path"
     )
-    run.add_argument("--device", default=opt, help="auto (default), cpu, cuda, cuda:N, mps")
-    run.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=opt)
-    run.add_argument("--seed", type=int, default=opt, help="(0)")
-    run.add_argument("--preview-every", type=int, default=opt, help=argparse.SUPPRESS)
-    run.add_argument(
+    parser.add_argument("--device", default=opt, help="auto (default), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=opt)
+    parser.add_argument("--seed", type=int, default=opt, help="(0)")
+    parser.add_argument("--preview-every", type=int, default=opt, help=argparse.SUPPRESS)
+    parser.add_argument(
         "--checkpoint", default=opt, help="fast-method model (.pth state dict or .safetensors)"
     )
-    run.add_argument(
+    parser.add_argument(
         "--tile", type=int, default=opt, help="fast method: tile size in px (auto; 0 = never)"
     )
-    run.add_argument(
+    parser.add_argument(
         "--stack",
         choices=["slice", "all"],
         default=opt,
-        help="'all' stylises every plane of a 3-D/4-D content (TIFF stacks); default slice",
+        help="'all' stylises every plane of a 3-D/4-D content (TIFF stacks); default slice "
+        "(batch: stacks whole, 2-D images as they are)",
     )
-    run.add_argument(
+    parser.add_argument(
         "--luminance-only",
         action=argparse.BooleanOptionalAction,
         default=opt,
         help="transfer texture on luminance only (default: on for gray content)",
     )
-    run.add_argument(
+    parser.add_argument(
         "--output-range",
         choices=["original", "unit"],
         default=opt,
         help="gray results in the content's range (original, default) or in [0, 1]",
     )
-    run.add_argument(
+    parser.add_argument(
         "--slice-weight",
         type=float,
         default=opt,
         help="pull each slice towards its neighbour's result, relative to content (0.5)",
     )
-    run.add_argument(
+    parser.add_argument(
         "--contrast-limits",
         type=_float_list,
         default=opt,
         metavar="LOW,HIGH",
         help="intensity window of gray content (default: its min and max)",
     )
-    run.add_argument(
+    parser.add_argument(
         "--spacing",
         type=_float_list,
         default=opt,
         metavar="Y,X",
         help="physical pixel size of each plane, for anisotropic data (default 1,1)",
     )
-    run.add_argument("--log-json", metavar="PATH", help="write the run record as JSON")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    _add_train_parser(commands)
-    commands.add_parser("demo", help="open napari with sample data and the Style Transfer widget")
-    return parser
+
+def _add_batch_parser(commands: Any) -> None:
+    batch = commands.add_parser(
+        "batch", help="stylise many images (files, folders, globs, TIFF stacks) into OUTDIR"
+    )
+    batch.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
+    batch.add_argument("--style", help="style image (not used by --method fast)")
+    batch.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    batch.add_argument("--recipe", metavar="JSON", help="options from a run record or a dict")
+    batch.add_argument("--overwrite", action="store_true", help="redo finished outputs too")
+    where = batch.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="run on N local Dask worker processes")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask cluster")
+    batch.add_argument(
+        "--threads", type=int, help="torch threads per item (default: all cores / workers)"
+    )
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_options(batch)
 
 
 def _add_train_parser(commands: Any) -> None:
@@ -172,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo()
         if args.command == "train":
             return _train(args)
+        if args.command == "batch":
+            return _batch(args)
         return _stylize(args)
     except UsageError as exc:
         return _fail(2, str(exc))
@@ -266,15 +303,63 @@ def _train(args: argparse.Namespace) -> int:
 
 def _save(image: Any, args: argparse.Namespace, run: Any, log: dict[str, Any]) -> None:
     """Write the image, then the record (CLI spelling: ``steps`` for the history)."""
-    output, log_json, rendering = args.output, args.log_json, run.rendering
-    if rendering.kind == "gray" and rendering.output_range == "original":
-        layout = rendering.layout
-        image = file_ready(image, Path(output).suffix, layout.dtype, layout.window)
-    path = write_image(output, image, rgb=rendering.kind != "gray")
-    if log_json:
+    from ._batch_item import write_result
+
+    path = write_result(image, args.output, run.rendering)
+    if args.log_json:
         log["steps"] = log.pop("history")
         log["output"] = str(path)
-        Path(log_json).write_text(json.dumps(log, indent=2) + "\n")
+        Path(args.log_json).write_text(json.dumps(log, indent=2) + "\n")
+
+
+def _batch(args: argparse.Namespace) -> int:
+    """Exit 0 when every item is done (or already was), 1 when some failed."""
+    import os
+
+    from tqdm import tqdm
+
+    from . import batch
+
+    skip = {"command", "inputs", "style", "output", "recipe", "overwrite", "workers"}
+    skip |= {"scheduler", "threads", "quiet"}
+    flags = {k: v for k, v in vars(args).items() if k not in skip}
+    options = batch.options_with_recipe(args.recipe, flags)
+    for name in ("workers", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be at least 1")
+    threads = args.threads
+    if threads is None and args.workers:  # torch threads: the cores, shared by the workers
+        threads = max(1, (os.cpu_count() or 1) // args.workers)
+    if args.workers is not None or args.scheduler is not None:
+        from ._dask import distributed_module
+
+        distributed_module()  # not installed: say so before any work
+    todo, finished = batch.plan(
+        args.inputs, args.output, args.style, options, args.overwrite, threads
+    )
+    if finished and not args.quiet:
+        print(
+            f"{len(finished)} finished output(s) kept (--overwrite redoes them)", file=sys.stderr
+        )
+    done = failed = 0
+    with (
+        batch.execute(todo, args.scheduler, args.workers) as results,
+        tqdm(total=len(todo), unit="item", desc="batch", disable=args.quiet) as bar,
+    ):
+        try:
+            for result in results:
+                bar.update(1)
+                if result.status == "done":
+                    done += 1
+                    continue
+                failed += 1
+                bar.set_postfix(failed=failed, refresh=False)
+                tqdm.write(f"{PROG}: error: {result.name}: {result.message}", file=sys.stderr)
+        except KeyboardInterrupt:
+            return _fail(130, f"interrupted after {done} item(s); run again to resume")
+    if failed:
+        return _fail(1, f"{failed} of {len(todo)} item(s) failed (see their .json records)")
+    return 0
 
 
 def _demo() -> int:

@@ -1,0 +1,171 @@
+"""One batch item, as a worker runs it: read, stylise, write the image, then the record.
+
+Plain data in (:class:`Job`), plain data out (:class:`Result`), so the same
+function runs in this process or on a Dask worker. Writes are atomic (temporary
+file, then rename) and the sidecar comes last: an image without a ``done``
+sidecar is unfinished, whatever happened to the process writing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._io import check_writable, file_ready, read_image
+from ._io import write_image as _write_image
+
+
+class BatchError(ValueError):
+    """A batch that cannot start: bad inputs, names or options (nothing was run)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One item, with everything a worker needs (plain data, so it pickles)."""
+
+    name: str
+    source: str
+    output: str
+    style: str | None
+    options: dict[str, Any]
+    recipe: dict[str, Any]
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """How an item ended; ``worker`` is ``host:pid`` of the process that ran it."""
+
+    name: str
+    status: str  # "done" or "failed"
+    message: str = ""
+    seconds: float = 0.0
+    worker: str = ""
+
+
+def sidecar(output: str | os.PathLike) -> Path:
+    """The JSON record beside an output image: ``out.png`` → ``out.png.json``."""
+    return Path(f"{output}.json")
+
+
+def run_item(job: Job, raise_unexpected: bool = False) -> Result:
+    """Stylise one item and write its image, then its sidecar.
+
+    Problems with the input or options (``ValueError``) fail the item at once and
+    its sidecar says why; other exceptions do the same, unless ``raise_unexpected``
+    (Dask retries them, and the caller records the last failure).
+    """
+    start, worker = time.perf_counter(), f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        with _torch_threads(job.threads) as threads:
+            record = _stylize(job)
+    except ValueError as exc:
+        return record_failure(job, str(exc), worker)
+    except Exception as exc:
+        if raise_unexpected:
+            raise
+        return record_failure(job, f"{type(exc).__name__}: {exc}", worker)
+    seconds = time.perf_counter() - start
+    record["batch"] = {
+        "recipe": job.recipe,
+        "output_bytes": Path(job.output).stat().st_size,
+        "threads": threads,
+        "worker": worker,
+        "seconds": seconds,
+    }
+    write_json(sidecar(job.output), record)
+    return Result(job.name, "done", seconds=seconds, worker=worker)
+
+
+def record_failure(job: Job, message: str, worker: str = "") -> Result:
+    """Report a failed item and say so in its sidecar (an older image is left as it was)."""
+    record = {
+        "params": job.options,
+        "status": "failed",
+        "message": message,
+        "sources": {"content": job.source, "style": job.style},
+        "output": None,
+        "batch": {"recipe": job.recipe, "worker": worker},
+    }
+    with contextlib.suppress(OSError):
+        write_json(sidecar(job.output), record)
+    return Result(job.name, "failed", message, worker=worker)
+
+
+def _stylize(job: Job) -> dict[str, Any]:
+    from .core import prepare
+    from .core.record import RunRecord
+
+    content = read_image(job.source, "content image")
+    options = dict(job.options)
+    options.setdefault("stack", "all" if is_stack(content) else "slice")
+    style = read_image(job.style, "style image") if job.style else None
+    run = prepare(content, style, **options)
+    rendering = run.rendering
+    check_writable(job.output, len(rendering.shape), rgb=rendering.kind != "gray")
+    record = RunRecord(run.options.to_dict(), {"content": job.source, "style": job.style})
+    result = rendering.empty()
+    for step in run.steps():
+        record.update(step)
+        if step.image is not None:
+            result[step.index] = step.image
+    log = record.to_dict() | run.info()
+    log["steps"] = log.pop("history")  # the CLI's spelling, as in --log-json
+    log["output"] = str(write_result(result, job.output, rendering))
+    return log
+
+
+def is_stack(array: np.ndarray) -> bool:
+    """More than one plane: leading axes beyond (H, W) or (H, W, colour)."""
+    colour = array.ndim >= 3 and array.shape[-1] in (3, 4)
+    return array.ndim - int(colour) > 2
+
+
+def write_result(image: np.ndarray, output: str | os.PathLike, rendering: Any) -> Path:
+    """Write a result as ``stylize`` does: gray in the content's dtype where the format can."""
+    if rendering.kind == "gray" and rendering.output_range == "original":
+        layout = rendering.layout
+        image = file_ready(image, Path(output).suffix, layout.dtype, layout.window)
+    return _write_image(output, image, rgb=rendering.kind != "gray")
+
+
+def write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
+    """Atomically: a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".json", prefix=".napari-nst-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(json.dumps(data, indent=2) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[int]:
+    """Run with ``threads`` torch threads (restored after): results depend on it."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        if threads:
+            torch.set_num_threads(before)

@@ -1,0 +1,301 @@
+"""Batch runs: many content images, one style (or fast model), one output folder.
+
+Each input file is one item: a 2-D image, or a stack (multi-page TIFF) run whole.
+``OUTDIR/<name>`` keeps the input's path under its folder (or just its file name)
+and suffix; ``OUTDIR/<name>.json`` beside it is the run record plus a ``batch``
+section whose ``recipe`` (options, and SHA-256 of content, style and model) says
+what the output was made from. An item is finished when its image exists and its
+sidecar says ``done`` with the same recipe; a re-run skips finished items, so a
+killed batch resumes where it stopped. The image is written first and the sidecar
+last, both atomically, so a crash never leaves an output that looks finished.
+
+:func:`~napari_nst._batch_item.run_item` is the unit of work for every runner: in this
+process (:func:`execute`), or on a Dask
+cluster in :mod:`napari_nst._dask`. No napari or Qt imports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ._batch_item import BatchError, Job, Result, run_item, sidecar
+from ._io import EIGHT_BIT_SUFFIXES, TIFF_SUFFIXES, read_image
+
+IMAGE_SUFFIXES = EIGHT_BIT_SUFFIXES | TIFF_SUFFIXES
+"""What a folder or glob contributes; files named one by one may be any format."""
+
+
+@dataclass
+class Report:
+    """What a batch did: ``results`` of the items it ran, names of those it skipped."""
+
+    results: list[Result] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> list[str]:
+        return [r.name for r in self.results if r.status == "done"]
+
+    @property
+    def failed(self) -> list[Result]:
+        return [r for r in self.results if r.status != "done"]
+
+
+def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    """Options from a JSON file: a run record (its ``params``) or a plain dict.
+
+    JSON only, never code; the values are validated by the caller through
+    :class:`~napari_nst.core.options.Options` like any other options.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BatchError(f"cannot read recipe {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise BatchError(f"recipe {path} is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("params"), dict):
+        data = data["params"]
+    if not isinstance(data, dict):
+        raise BatchError(f"recipe {path} must be a JSON object of options (or a run record)")
+    return data
+
+
+def find_inputs(inputs: Sequence[str], outdir: str | os.PathLike) -> list[tuple[Path, str]]:
+    """(file, output name) per input: files, folders (recursively) and globs, in order.
+
+    Names are relative to a folder (or to a glob's fixed leading folders) so a
+    tree is mirrored; a file named on its own keeps its name. Hidden files, and
+    earlier outputs in an ``outdir`` inside a searched folder, are left out.
+    """
+    out_root = Path(outdir).expanduser().resolve()
+    found: dict[Path, str] = {}
+    for text in inputs:
+        path = Path(text).expanduser()
+        if path.is_file():
+            files = [(path, path.name)]
+        elif path.is_dir():
+            files = _walk(path, sorted(path.rglob("*")), out_root)
+            if not files:
+                raise BatchError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {path}")
+        elif any(char in text for char in "*?["):
+            matches = sorted(glob.glob(os.path.expanduser(text), recursive=True))
+            files = _walk(_glob_root(text), [Path(m) for m in matches], out_root)
+            if not files:
+                raise BatchError(f"no images match {text}")
+        else:
+            raise BatchError(f"input not found: {text}")
+        for file, name in files:
+            found.setdefault(file.resolve(), name)
+    return list(found.items())
+
+
+def _walk(root: Path, paths: list[Path], out_root: Path) -> list[tuple[Path, str]]:
+    files = []
+    nested = out_root != root.resolve() and out_root.is_relative_to(root.resolve())
+    for path in paths:
+        relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+        hidden = any(part.startswith(".") for part in relative.parts)
+        if hidden or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            continue
+        if nested and path.resolve().is_relative_to(out_root):  # earlier outputs
+            continue
+        files.append((path, relative.as_posix()))
+    return files
+
+
+def _glob_root(pattern: str) -> Path:
+    """The folders before the first wildcard: ``data/**/*.tif`` → ``data``."""
+    parts = Path(os.path.expanduser(pattern)).parts
+    first = next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))
+    return Path(*parts[:first]) if first else Path()
+
+
+def plan(
+    inputs: Sequence[str],
+    outdir: str | os.PathLike,
+    style: str | None = None,
+    options: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    threads: int | None = None,
+) -> tuple[list[Job], list[Job]]:
+    """Validate everything and split the items into (to run, already finished).
+
+    ``options`` are the engine's; ``stack`` left unset means per file: stacks are
+    run whole, 2-D images as they are. Raises :class:`BatchError` (a ``ValueError``)
+    before any work when the batch cannot run as asked.
+    """
+    from .core.options import Options
+    from .core.weights import file_sha256
+
+    options = dict(options or {})
+    stack = options.pop("stack", None)
+    parsed = Options.from_kwargs({**options, **({"stack": stack} if stack else {})})
+    if threads is not None and (type(threads) is not int or not 1 <= threads <= 1024):
+        raise BatchError(f"threads must be a whole number ≥ 1; got {threads!r}")
+    style_sha = checkpoint_sha = None
+    if parsed.method == "fast":
+        from .core.fast import CheckpointError
+
+        if not parsed.checkpoint:
+            raise BatchError("--method fast needs --checkpoint MODEL")
+        if not Path(parsed.checkpoint).expanduser().is_file():
+            raise CheckpointError(f"checkpoint not found: {parsed.checkpoint}")
+        checkpoint = str(Path(parsed.checkpoint).expanduser().resolve())
+        checkpoint_sha = file_sha256(checkpoint)
+        parsed = replace(parsed, checkpoint=checkpoint)  # workers may run elsewhere
+        style = None  # the model is the style
+    else:
+        if style is None:
+            raise BatchError("--style is required (or use --method fast --checkpoint MODEL)")
+        read_image(style, "style image")  # unreadable: refuse now, not once per item
+        style = str(Path(style).expanduser().resolve())
+        style_sha = file_sha256(style)
+        parsed = replace(parsed, weights=_weights_path(parsed.weights))
+    run_options = parsed.to_dict()
+    if not stack:
+        del run_options["stack"]
+    out_root = Path(outdir).expanduser().resolve()
+    items, owners = [], {}
+    for source, name in find_inputs(inputs, out_root):
+        output = out_root / name
+        if output in owners:
+            raise BatchError(
+                f"{owners[output]} and {source} would both be written to {output}; "
+                "put them in separate folders or name them differently"
+            )
+        owners[output] = source
+        items.append((source, name, output))
+    sources = {source for source, _, _ in items}
+    for output in owners:
+        if output in sources:
+            raise BatchError(f"output {output} would overwrite an input; choose another OUTDIR")
+    todo, finished = [], []
+    for source, name, output in items:
+        recipe = {
+            "options": {**run_options, "stack": stack or "auto"},
+            "content_sha256": file_sha256(str(source)),
+            "style_sha256": style_sha,
+            "checkpoint_sha256": checkpoint_sha,
+        }
+        recipe = json.loads(json.dumps(recipe))  # as a sidecar reads back
+        job = Job(name, str(source), str(output), style, run_options, recipe, threads)
+        (finished if not overwrite and is_finished(job) else todo).append(job)
+    return todo, finished
+
+
+def _weights_path(spec: str) -> str:
+    """A weights file as an absolute path (``caffe:`` kept); refused now if missing."""
+    spec = spec.strip()
+    if spec in ("torchvision", "caffe", "random"):
+        return spec
+    prefix = "caffe:" if spec.startswith("caffe:") else ""
+    path = Path(spec.removeprefix(prefix)).expanduser()
+    if not path.is_file():
+        from .core.weights import WeightsError
+
+        raise WeightsError(f"weights file not found: {path}")
+    return prefix + str(path.resolve())
+
+
+def is_finished(job: Job) -> bool:
+    """The image exists and its sidecar says it was made, completely, from ``job.recipe``."""
+    output, record_path = Path(job.output), sidecar(job.output)
+    if not output.is_file() or not record_path.is_file():
+        return False
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict):
+        return False
+    batch = record.get("batch")
+    return (
+        record.get("status") == "done"
+        and isinstance(batch, dict)
+        and batch.get("recipe") == job.recipe
+        and batch.get("output_bytes") == output.stat().st_size
+    )
+
+
+def options_with_recipe(recipe: str | os.PathLike | None, flags: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's options with ``flags`` (given explicitly) on top.
+
+    A recipe's ``stack`` is not used: batch runs stacks whole and 2-D images as
+    they are, unless ``stack`` is among the flags.
+    """
+    if recipe is None:
+        return dict(flags)
+    from .core.options import Options
+
+    options = load_recipe(recipe)
+    options.pop("stack", None)
+    try:
+        Options.from_kwargs(options)
+    except ValueError as exc:
+        raise BatchError(f"recipe {recipe}: {exc}") from None
+    return {**options, **flags}
+
+
+@contextlib.contextmanager
+def execute(
+    todo: Sequence[Job],
+    scheduler: str | None = None,
+    workers: int | None = None,
+    client: Any = None,
+) -> Iterator[Iterator[Result]]:
+    """Results as items finish: in this process, or on Dask (``client``, a cluster at
+    ``scheduler``, or ``workers`` local processes started and stopped here)."""
+    if not todo:
+        yield iter(())
+    elif client is not None or scheduler is not None or workers is not None:
+        from ._dask import open_client, run_on_dask
+
+        with contextlib.ExitStack() as stack:
+            if client is None:
+                client = stack.enter_context(open_client(scheduler, workers))
+            results = run_on_dask(client, todo)
+            try:
+                yield results
+            finally:
+                results.close()  # cancels what has not run, before the client goes
+    else:
+        from .core import devices
+
+        devices.resolve_device(todo[0].options["device"])  # unusable: a usage error
+        yield (run_item(job) for job in todo)
+
+
+def engine_cache_stats() -> dict[str, int]:
+    """Loads this process made (cache misses): run with ``client.run`` on Dask workers."""
+    from .core import fast, gatys, weights
+
+    return {
+        "pid": os.getpid(),
+        "checkpoint_loads": fast._load_cached.cache_info().misses,
+        "vgg_loads": weights._load_cached.cache_info().misses,
+        "style_target_builds": gatys.style_target_builds(),
+    }
+
+
+def run_batch(
+    inputs: Sequence[str],
+    outdir: str | os.PathLike,
+    style: str | None = None,
+    *,
+    overwrite: bool = False,
+    threads: int | None = None,
+    client: Any = None,
+    **options: Any,
+) -> Report:
+    """The Python form of ``napari-nst batch``: in this process, or on ``client`` (a
+    ``dask.distributed.Client``). Failed items are in ``report.failed``."""
+    todo, finished = plan(inputs, outdir, style, options, overwrite, threads)
+    with execute(todo, client=client) as results:
+        return Report(list(results), [job.name for job in finished])
