@@ -120,10 +120,10 @@ def memory_budget(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free * 0.5)
-    return int(min(1.5 * 2**30, 0.25 * _available_ram()))
+    return int(min(1.5 * 2**30, 0.25 * available_ram()))
 
 
-def _available_ram() -> int:
+def available_ram() -> int:
     try:
         with open("/proc/meminfo") as handle:
             for line in handle:

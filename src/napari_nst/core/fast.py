@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from . import devices, imaging, tiling
+from . import devices, imaging, memory, tiling
 from .options import Options
 from .rendering import Rendering
 from .safeload import UnsafeOrCorruptFile, read_state_dict
@@ -131,6 +131,11 @@ class FastTransfer:
         self.device = devices.resolve_device(options.device)
         self.precision = "fp32"  # 0–255 outputs need more mantissa than bf16 has
         self.tile = self._tile_size()
+        if self.tile is None:  # whole planes: only a forced ``tile=0`` can be too big
+            height, width = self.shape
+            memory.check(
+                self._bytes_at, max(self.shape), self.device, f"an untiled {height}×{width} run"
+            )
         self.non_finite = 0
         self._stop = threading.Event()
         self._sha256: str | None = None
@@ -168,11 +173,14 @@ class FastTransfer:
             return None
         return max(tiling.MIN_TILE, int(pixels_budget**0.5))
 
+    def _bytes_at(self, size: int) -> int:
+        height, width = imaging.working_shape(self.layout.plane_shape, size, self.options.spacing)
+        return height * width * BYTES_PER_PIXEL + memory.FIXED_BYTES
+
     def steps(self) -> Iterator[Step]:
-        try:
-            yield from self._run()
-        finally:
-            devices.release(self.device)
+        """Stylise plane by plane (or tile by tile); ``send(STOP)`` keeps finished planes."""
+        hint = "leave tile on auto (tiles bound the memory), or use a smaller size"
+        yield from memory.guard(self._run(), self.device, hint)
 
     def _run(self) -> Iterator[Step]:
         net = load_checkpoint(self.options.checkpoint or "")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import devices, imaging
+from . import devices, imaging, memory
 from .fast import FastTransfer
 from .features import VGGFeatures
 from .losses import ContentLoss, StyleLoss, StyleTransferLoss
@@ -70,6 +70,8 @@ class StyleTransfer:
         self.style_shape = imaging.working_shape(style_layout.plane_shape, size)
         self.device = devices.resolve_device(options.device)
         self.precision = devices.resolve_precision(options.precision, self.device)
+        height, width = self.shape
+        memory.check(self._bytes_at, max(self.shape), self.device, f"a {height}×{width} run")
         self.weights: VGGWeights | None = None
         self.non_finite = 0
         self._stop = threading.Event()
@@ -99,12 +101,27 @@ class StyleTransfer:
         }
 
     def steps(self) -> Iterator[Step]:
-        """Optimise and stream progress; ``send(STOP)`` ends with the best image so far."""
-        try:
-            yield from self._optimise()
-        finally:
-            # The inner generator's frame, and with it every tensor, is gone by now.
-            devices.release(self.device)
+        """Optimise and stream progress; ``send(STOP)`` ends with the best image so far.
+
+        Running out of memory ends the run with :class:`~.memory.OutOfMemory`, its
+        memory released.
+        """
+        height, width = self.shape
+        hint = f"the working image was {height}×{width} px; try a smaller size"
+        yield from memory.guard(self._optimise(), self.device, hint)
+
+    def _bytes_at(self, size: int) -> int:
+        """Estimated peak memory were the run made at working size ``size``."""
+        opts = self.options
+        return memory.gatys_bytes(
+            imaging.working_shape(self.layout.plane_shape, size, opts.spacing),
+            imaging.working_shape(self._style.unit.shape[:2], size),
+            1 if self.rendering.luminance_only else 3,
+            opts.content_layers + opts.style_layers,
+            opts.optimizer,
+            opts.lbfgs_history,
+            opts.pooling,
+        )
 
     def _optimise(self) -> Iterator[Step]:
         opts = self.options

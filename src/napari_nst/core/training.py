@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import devices, imaging
+from . import devices, imaging, memory
 from .features import VGGFeatures
 from .losses import gram_matrix
 from .options import _integer, _layer_list, _non_negative
@@ -156,7 +156,8 @@ def iter_train(
     if output.suffix.lower() not in (".pth", ".pt", ".safetensors"):
         raise ValueError(f"save the model as .pth or .safetensors, not {output.name}")
     device = devices.resolve_device(opts.device)
-    return _train(opts, dataset, style_unit, output, device)
+    hint = "try a smaller batch size or image size (checkpoints written so far are kept)"
+    return memory.guard(_train(opts, dataset, style_unit, output, device), device, hint)
 
 
 def train(style: object, images: Any, output: str | os.PathLike, **options: Any) -> str:
@@ -193,36 +194,33 @@ def _train(
     optimizer = torch.optim.Adam(net.parameters(), lr=opts.learning_rate)
     order = np.random.default_rng(opts.seed)
     record = {"params": opts.to_dict(), "weights": weights.describe(), "versions": versions()}
-    try:
-        for step in range(1, opts.steps + 1):
-            picks = order.integers(0, len(dataset), opts.batch_size)
-            batch = torch.stack([dataset.load(int(i), opts.image_size) for i in picks])
-            losses = _train_step(net, vgg, grams, batch.to(device), optimizer, opts)
-            saved = None
-            if step % opts.checkpoint_every == 0 or step == opts.steps:
-                saved = save_model(net, output, record | {"step": step, "losses": losses})
-            reply = yield Step(
+    for step in range(1, opts.steps + 1):
+        picks = order.integers(0, len(dataset), opts.batch_size)
+        batch = torch.stack([dataset.load(int(i), opts.image_size) for i in picks])
+        losses = _train_step(net, vgg, grams, batch.to(device), optimizer, opts)
+        saved = None
+        if step % opts.checkpoint_every == 0 or step == opts.steps:
+            saved = save_model(net, output, record | {"step": step, "losses": losses})
+        reply = yield Step(
+            iteration=step,
+            total=opts.steps,
+            losses=losses,
+            elapsed=time.perf_counter() - start,
+            done=step == opts.steps,
+            saved=saved,
+        )
+        if reply == STOP and step < opts.steps:
+            saved = save_model(net, output, record | {"step": step, "losses": losses})
+            yield Step(
                 iteration=step,
                 total=opts.steps,
                 losses=losses,
                 elapsed=time.perf_counter() - start,
-                done=step == opts.steps,
+                done=True,
+                cancelled=True,
                 saved=saved,
             )
-            if reply == STOP and step < opts.steps:
-                saved = save_model(net, output, record | {"step": step, "losses": losses})
-                yield Step(
-                    iteration=step,
-                    total=opts.steps,
-                    losses=losses,
-                    elapsed=time.perf_counter() - start,
-                    done=True,
-                    cancelled=True,
-                    saved=saved,
-                )
-                return
-    finally:
-        devices.release(device)
+            return
 
 
 def _train_step(net, vgg, grams, batch, optimizer, opts) -> dict[str, float]:

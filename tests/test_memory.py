@@ -1,0 +1,174 @@
+"""Out of memory: refused before the start with a size that fits, or released after."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+import torch
+
+from napari_nst import iter_stylize, stylize
+from napari_nst.cli import main
+from napari_nst.core import memory
+from napari_nst.core.features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, VGGFeatures
+from napari_nst.core.memory import MemoryEstimateError, OutOfMemory
+from napari_nst.core.training import iter_train
+from tests.test_fast import transformer_state
+
+
+@pytest.fixture
+def model(tmp_path) -> str:
+    path = tmp_path / "model.pth"
+    torch.save(transformer_state(), path)
+    return str(path)
+
+
+GATYS = {"weights": "random", "device": "cpu", "iterations": 3}
+LAYERS = DEFAULT_CONTENT_LAYERS + DEFAULT_STYLE_LAYERS
+
+
+def test_vgg_activations_are_counted_layer_by_layer():
+    # Up to relu5_1: 128 + 64 + 64 + 32 + 2 conv channels per input pixel, 3 for the
+    # input, and max-pooling indices (16 + 8 + 4 + 2 channels) at two floats each.
+    assert memory.activation_floats(1, LAYERS) == pytest.approx(3 + 290 + 60)
+    assert memory.activation_floats(1, LAYERS, "avg") == pytest.approx(3 + 290)
+    assert memory.activation_floats(100, ("relu1_1",)) == pytest.approx(100 * (3 + 64))
+
+
+def test_the_estimate_grows_with_pixels_history_and_channels():
+    small = memory.gatys_bytes((256, 256), (256, 256), 3, LAYERS)
+    large = memory.gatys_bytes((512, 512), (512, 512), 3, LAYERS)
+    assert 3.5 < (large - memory.FIXED_BYTES) / (small - memory.FIXED_BYTES) < 4.5
+    gray = memory.gatys_bytes((512, 512), (512, 512), 1, LAYERS)
+    short = memory.gatys_bytes((512, 512), (512, 512), 3, LAYERS, history=5)
+    assert gray < large and short < large
+    # Each L-BFGS history pair holds two image copies.
+    assert large - short == 4 * 2 * 45 * 3 * 512 * 512
+
+
+def test_a_run_that_will_not_fit_is_refused_with_the_size_that_would(
+    monkeypatch, content_rgb, style_rgb
+):
+    available = 400 * 2**20
+    monkeypatch.setattr(memory, "available_bytes", lambda device: available)
+    with pytest.raises(MemoryEstimateError, match=r"size \d+ px would fit") as caught:
+        iter_stylize(content_rgb, style_rgb, size=2048, **GATYS)
+    fitting = caught.value.fitting_size
+    assert fitting is not None and fitting % memory.SIZE_STEP == 0
+    assert "GiB on cpu" in str(caught.value) and "400 MiB is free" in str(caught.value)
+
+    def needed(size: int) -> int:
+        shape = (round(48 * size / 64), size)  # the content is 48×64
+        style = (round(40 * size / 56), size)
+        return memory.gatys_bytes(shape, style, 3, LAYERS)
+
+    assert needed(fitting) <= available < needed(fitting + memory.SIZE_STEP)
+    assert stylize(content_rgb, style_rgb, size=fitting, **GATYS | {"iterations": 1}).shape == (
+        48,
+        64,
+        3,
+    )
+
+
+def test_nothing_fits_says_so(monkeypatch, content_rgb, style_rgb):
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 2**20)
+    with pytest.raises(MemoryEstimateError, match="even the smallest size") as caught:
+        iter_stylize(content_rgb, style_rgb, size=64, **GATYS)
+    assert caught.value.fitting_size is None
+
+
+def _failing_forward(monkeypatch, after: int, error: BaseException) -> list:
+    """VGGFeatures.forward raises ``error`` on call ``after + 1``; returns weakrefs it saw."""
+    forward, calls, seen = VGGFeatures.forward, [0], []
+
+    def flaky(self, rgb):
+        calls[0] += 1
+        if calls[0] > after:
+            seen.extend([weakref.ref(self), weakref.ref(rgb)])
+            raise error
+        return forward(self, rgb)
+
+    monkeypatch.setattr(VGGFeatures, "forward", flaky)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        MemoryError("cannot allocate"),
+    ],
+    ids=["cuda-oom", "cpu-memoryerror"],
+)
+def test_running_out_mid_run_fails_clearly_frees_the_run_and_the_next_run_works(
+    monkeypatch, content_rgb, style_rgb, error
+):
+    seen = _failing_forward(monkeypatch, after=8, error=error)  # a few steps in
+    steps = iter_stylize(content_rgb, style_rgb, size=64, **GATYS | {"iterations": 50})
+    done = []
+    with pytest.raises(OutOfMemory, match="ran out of memory on cpu") as caught:
+        for step in steps:
+            done.append(step.iteration)
+    assert done and max(done) < 50
+    assert "try a smaller size" in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    del caught
+    gc.collect()
+    extractor, image = seen
+    assert extractor() is None and image() is None  # the network and the image are freed
+
+    monkeypatch.undo()
+    result = stylize(content_rgb, style_rgb, size=64, **GATYS)
+    assert result.shape == content_rgb.shape and result.std() > 0
+
+
+def test_fast_and_training_runs_report_running_out_too(monkeypatch, tmp_path, model, content_rgb):
+    from napari_nst.core import fast
+
+    monkeypatch.setattr(fast, "_infer", lambda net, batch: (_ for _ in ()).throw(MemoryError()))
+    with pytest.raises(OutOfMemory, match="leave tile on auto"):
+        stylize(content_rgb, method="fast", checkpoint=model, device="cpu")
+    monkeypatch.undo()
+    assert stylize(content_rgb, method="fast", checkpoint=model, device="cpu").dtype == (np.uint8)
+
+    photos = np.stack([content_rgb] * 2)
+    _failing_forward(monkeypatch, after=3, error=torch.OutOfMemoryError("out of memory"))
+    steps = iter_train(
+        content_rgb, photos, tmp_path / "model.pth", weights="random", device="cpu",
+        image_size=32, batch_size=1, steps=10, checkpoint_every=1,
+    )  # fmt: skip
+    with pytest.raises(OutOfMemory, match="smaller batch size"):
+        for _ in steps:
+            pass
+    assert (tmp_path / "model.pth").is_file()  # the checkpoint before the failure stays
+
+
+def test_an_untiled_fast_run_too_big_for_memory_is_refused(monkeypatch, model):
+    from napari_nst.core import devices
+
+    monkeypatch.setattr(devices, "available_ram", lambda: 500 * 2**20)  # 400 MiB usable
+    image = np.zeros((1024, 1024), np.uint8)
+    image[::2] = 255
+    with pytest.raises(MemoryEstimateError, match="untiled 1024×1024 run"):
+        iter_stylize(image, method="fast", checkpoint=model, tile=0, device="cpu")
+    # On auto, tiles bound the memory and the same image is accepted.
+    iter_stylize(image, method="fast", checkpoint=model, device="cpu").close()
+
+
+def test_cli_refusal_names_the_size_and_exits_2(monkeypatch, tmp_path, capsys):
+    import imageio.v3 as iio
+
+    rng = np.random.default_rng(0)
+    for name in ("content.png", "style.png"):
+        iio.imwrite(tmp_path / name, rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 400 * 2**20)
+    code = main([
+        "stylize", str(tmp_path / "content.png"), str(tmp_path / "style.png"),
+        "-o", str(tmp_path / "out.png"), "--size", "4096", "--weights", "random",
+        "--device", "cpu",
+    ])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "px would fit" in err and not (tmp_path / "out.png").exists()
