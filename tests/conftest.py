@@ -61,6 +61,35 @@ def _no_leftover_threads() -> object:
     assert not leftover, f"test left threads running: {leftover}"
 
 
+WAIT_MS = 60_000
+"""Upper bound for waiting on a widget's run in tests (runs take seconds)."""
+
+
+@pytest.fixture
+def widget(make_napari_viewer, qtbot, content_rgb, style_rgb):
+    """The Style Transfer widget in a viewer with a photo and a painting, set up for speed."""
+    viewer = make_napari_viewer()
+    viewer.add_image(content_rgb, name="photo", scale=(0.5, 0.5), translate=(10, -3))
+    viewer.add_image(style_rgb, name="painting")
+    from qtpy.QtCore import QThreadPool
+
+    from napari_nst._widget import StyleTransferWidget
+
+    widget = StyleTransferWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Style Transfer")
+    widget.content.value = viewer.layers["photo"]
+    widget.style.value = viewer.layers["painting"]
+    widget.weights.value = "random"
+    widget.device.value = "cpu"
+    widget.size.value = 64
+    widget.preview_interval = 0.0
+    yield widget
+    if widget.running:
+        widget.cancel.clicked.emit()
+        qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert QThreadPool.globalInstance().waitForDone(WAIT_MS)
+
+
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch: pytest.MonkeyPatch):
     """An empty torch cache, so nothing from the machine's real cache is used."""

@@ -14,9 +14,8 @@ import pytest
 import torch
 
 from napari_nst._layers import RECORD_KEY
-from tests.conftest import vgg19_state_dict
+from tests.conftest import WAIT_MS, vgg19_state_dict
 from tests.test_fast import transformer_state
-from tests.test_widget import WAIT_MS, widget  # noqa: F401  (the fixture)
 
 RNG = np.random.default_rng(0)
 
@@ -151,7 +150,7 @@ CASES = [
 
 @pytest.mark.parametrize(("setup", "outcome", "message"), [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])  # fmt: skip
-def test_bad_input_matrix(widget, qtbot, monkeypatch, tmp_path, setup, outcome, message):  # noqa: F811
+def test_bad_input_matrix(widget, qtbot, monkeypatch, tmp_path, setup, outcome, message):
     shown: list[str] = []
     monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
     widget.iterations.value = 1
@@ -180,7 +179,7 @@ def _snapshot(data) -> list[np.ndarray]:
     return [np.array(level, copy=True) for level in levels]
 
 
-def test_only_image_layers_are_offered(widget):  # noqa: F811
+def test_only_image_layers_are_offered(widget):
     viewer = widget._viewer
     viewer.add_labels(np.zeros((40, 40), np.uint8), name="labels")
     viewer.add_points([[1, 1]], name="points")
@@ -190,7 +189,7 @@ def test_only_image_layers_are_offered(widget):  # noqa: F811
         assert {layer.name for layer in picker.choices} == {"photo", "painting"}
 
 
-def test_layer_deleted_or_replaced_during_a_run(widget, qtbot, content_rgb):  # noqa: F811
+def test_layer_deleted_or_replaced_during_a_run(widget, qtbot, content_rgb):
     viewer = widget._viewer
     widget.iterations.value = 30
     widget.run.clicked.emit()

@@ -7,29 +7,7 @@ import pytest
 from qtpy.QtCore import QThreadPool
 
 from napari_nst._layers import RECORD_KEY
-from napari_nst._widget import StyleTransferWidget
-
-WAIT_MS = 60_000
-
-
-@pytest.fixture
-def widget(make_napari_viewer, qtbot, content_rgb, style_rgb):
-    viewer = make_napari_viewer()
-    viewer.add_image(content_rgb, name="photo", scale=(0.5, 0.5), translate=(10, -3))
-    viewer.add_image(style_rgb, name="painting")
-    widget = StyleTransferWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Style Transfer")
-    widget.content.value = viewer.layers["photo"]
-    widget.style.value = viewer.layers["painting"]
-    widget.weights.value = "random"
-    widget.device.value = "cpu"
-    widget.size.value = 64
-    widget.preview_interval = 0.0
-    yield widget
-    if widget.running:
-        widget.cancel.clicked.emit()
-        qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
-    assert QThreadPool.globalInstance().waitForDone(WAIT_MS)
+from tests.conftest import WAIT_MS
 
 
 def _outputs(viewer) -> list:

@@ -21,11 +21,11 @@ from magicgui.widgets import (
     SpinBox,
     create_widget,
 )
-from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
 from ._torch_in_gui import prepare_torch
+from ._workers import start_worker
 
 if TYPE_CHECKING:
     import napari
@@ -115,11 +115,12 @@ class TrainWidget(Container):
         def train() -> Any:  # a generator function, so napari makes a GeneratorWorker
             return (yield from steps)
 
-        self._worker = create_worker(train, _ignore_errors=True)
-        self._worker.yielded.connect(self._on_step)
-        self._worker.errored.connect(lambda exc: show_error(f"Training failed: {exc}"))
-        self._worker.finished.connect(self._on_finished)
-        self._worker.start()
+        self._worker = start_worker(
+            train,
+            yielded=self._on_step,
+            errored=lambda exc: show_error(f"Training failed: {exc}"),
+            finished=self._on_finished,
+        )
 
     def _prepare(self) -> Any:
         from .core.training import iter_train

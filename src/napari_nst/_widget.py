@@ -24,12 +24,12 @@ from magicgui.widgets import (
     SpinBox,
     create_widget,
 )
-from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
 from . import _layers
 from ._torch_in_gui import prepare_torch
+from ._workers import start_worker
 
 if TYPE_CHECKING:
     import napari
@@ -121,14 +121,16 @@ class StyleTransferWidget(Container):
         )
         self.train = PushButton(name="train", text="Train a fast model…")
         self.run = PushButton(name="run", text="Run")
+        self.fit_size = PushButton(name="fit_size", visible=False)
+        self.fit_size.tooltip = "The largest size the memory estimate says fits."
         self.cancel = PushButton(name="cancel", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
         self.extend([
             self.content, self.style, self.method, self.content_weight, self.style_weight,
             self.tv_weight, self.iterations, self.size, self.stack, self.slice_weight,
             self.luminance_only, self.output_range, self.device, self.weights,
-            self.weights_file, self.checkpoint, self.seed, self.train, self.run, self.cancel,
-            self.status,
+            self.weights_file, self.checkpoint, self.seed, self.train, self.run, self.fit_size,
+            self.cancel, self.status,
         ])  # fmt: skip
 
         self.content.changed.connect(self._on_content_changed)
@@ -138,8 +140,10 @@ class StyleTransferWidget(Container):
         self.method.changed.connect(self._on_method_changed)
         self.train.changed.connect(self._on_train)
         self.run.changed.connect(self._on_run)
+        self.fit_size.changed.connect(self._on_fit_size)
         self.cancel.changed.connect(self._on_cancel)
 
+        self._fitting_size: int | None = None
         self._worker: Any = None
         self._job: StyleTransfer | None = None
         self._record: RunRecord | None = None
@@ -176,14 +180,33 @@ class StyleTransferWidget(Container):
         }
 
     def _on_run(self) -> None:
+        from .core.memory import MemoryEstimateError
+
         if self._worker is not None:
             return
+        self._offer_size(None)
         try:
             job, names = self._prepare()
+        except MemoryEstimateError as exc:
+            show_error(f"Style transfer: {exc}")
+            self._offer_size(exc.fitting_size)
+            return
         except ValueError as exc:
             show_error(f"Style transfer: {exc}")
             return
         self._start(job, names)
+
+    def _offer_size(self, size: int | None) -> None:
+        """After a too-big estimate, one click runs at the largest size that fits."""
+        self._fitting_size = size
+        if size is not None:
+            self.fit_size.text = f"Run at {size} px instead"
+        self.fit_size.visible = size is not None
+
+    def _on_fit_size(self) -> None:
+        if self._fitting_size is not None:
+            self.size.value = self._fitting_size
+            self._on_run()
 
     def _prepare(self) -> tuple[StyleTransfer, dict[str, Any]]:
         from .core import prepare
@@ -224,11 +247,13 @@ class StyleTransferWidget(Container):
         self._progress = progress(total=job.planes * job.options.iterations, desc="Style transfer")
         self._progress.set_description("Style transfer: loading VGG19 weights")
         self._set_running(True)
-        self._worker = create_worker(job.steps, _ignore_errors=True)
-        self._worker.yielded.connect(self._on_step)
-        self._worker.errored.connect(self._on_error)
-        self._worker.finished.connect(self._on_finished)
-        self._worker.start()
+        self._worker = start_worker(
+            job.steps,
+            yielded=self._on_step,
+            errored=self._on_error,
+            finished=self._on_finished,
+            cancel=job.cancel,
+        )
 
     def _on_cancel(self) -> None:
         if self._worker is None:
