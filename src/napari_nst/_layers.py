@@ -145,3 +145,12 @@ def add_output_layer(
     return viewer.add_image(
         data, name=name, rgb=rgb, metadata={RECORD_KEY: record}, **geometry, **(display or {})
     )
+
+
+def gray_display(
+    contrast_limits: tuple[float, float] | None, colormap: str | None
+) -> dict[str, Any]:
+    """A gray result shown like its content: the same window and colormap."""
+    if contrast_limits is None:
+        return {}
+    return {"contrast_limits": contrast_limits} | ({"colormap": colormap} if colormap else {})

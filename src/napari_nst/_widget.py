@@ -326,11 +326,6 @@ class StyleTransferWidget(Container):
     def _add_output_layer(self) -> Image:
         assert self._job is not None and self._target is not None and self._record is not None
         rendering, spec = self._job.rendering, self._output_spec
-        display: dict[str, Any] = {}
-        if rendering.contrast_limits is not None:
-            display["contrast_limits"] = rendering.contrast_limits
-            if spec["colormap"]:
-                display["colormap"] = spec["colormap"]
         return _layers.add_output_layer(
             self._viewer,
             self._target.array,
@@ -338,7 +333,7 @@ class StyleTransferWidget(Container):
             spec["selection"].geometry,
             self._record.to_dict(),
             rgb=rendering.kind != "gray",
-            display=display,
+            display=_layers.gray_display(rendering.contrast_limits, spec["colormap"]),
         )
 
     def _publish_record(self) -> None:
