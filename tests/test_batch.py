@@ -490,6 +490,41 @@ def test_a_killed_worker_is_reported_the_rest_finish_and_resume_runs_only_it(
         client.wait_for_workers(2, timeout=60)
 
 
+def test_bad_inputs_fail_at_once_other_errors_are_retried_twice_then_reported(
+    tmp_path, assets, client
+):
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    class Starts(SchedulerPlugin):
+        name = "napari-nst-test-starts"
+
+        def __init__(self) -> None:
+            self.starts: dict[int, int] = {}
+
+        def transition(self, key, start, finish, *args, **kwargs) -> None:
+            if finish == "processing" and isinstance(key, tuple):
+                self.starts[key[1]] = self.starts.get(key[1], 0) + 1
+
+    data, out = _inputs(tmp_path / "in", 4), tmp_path / "out"
+    (data / "img1.png").write_bytes(b"not a png")  # a bad input: retrying cannot help
+    (out / "img2.png").mkdir(parents=True)  # the output cannot be written: an OSError
+    counter = Starts()
+    scheduler = client.cluster.scheduler  # a LocalCluster's scheduler runs in this process
+    scheduler.add_plugin(counter)
+    try:
+        run = {"method": "fast", "checkpoint": assets["checkpoint"], "device": "cpu"}
+        report = batch.run_batch([str(data)], out, client=client, **run)
+    finally:
+        scheduler.remove_plugin(name=counter.name)
+    assert sorted(report.done) == ["img0.png", "img3.png"]
+    failed = {r.name: r.message for r in report.failed}
+    assert failed.keys() == {"img1.png", "img2.png"}
+    assert "cannot read content image" in failed["img1.png"]
+    assert failed["img2.png"].startswith("IsADirectoryError")
+    assert counter.starts == {0: 1, 1: 1, 2: 3, 3: 1}  # items in order; 2 retries for img2
+    assert json.loads((out / "img2.png.json").read_text())["status"] == "failed"
+
+
 def test_cli_on_a_scheduler_address_and_on_its_own_local_workers(
     tmp_path, assets, client, capsys, monkeypatch
 ):
