@@ -158,7 +158,8 @@ def guard(steps: Iterator[Step], device: torch.device, hint: str) -> Iterator[St
         del exc
     finally:
         steps.close()
-        gc.collect()
+        if failure is not None:  # tensors in reference cycles, too (costly, so only here)
+            gc.collect()
         devices.release(device)
     if failure is not None:
         raise OutOfMemory(failure)
