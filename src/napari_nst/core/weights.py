@@ -80,7 +80,9 @@ def load_vgg19(spec: str, seed: int = 0, progress: bool = True) -> VGGWeights:
     """
     spec = spec.strip()
     if spec == "random":
-        return VGGWeights("random", random_convs(seed), TORCHVISION_PREPROCESS, artistic=False)
+        return VGGWeights(
+            "random", _shared_random_convs(seed), TORCHVISION_PREPROCESS, artistic=False
+        )
     if spec in ("torchvision", "caffe"):
         url = TORCHVISION_URL if spec == "torchvision" else CAFFE_URL
         preprocess = TORCHVISION_PREPROCESS if spec == "torchvision" else CAFFE_PREPROCESS
@@ -110,6 +112,13 @@ def random_convs(seed: int) -> ConvWeights:
         )
         convs[index] = (weight, torch.zeros(out_ch))
     return convs
+
+
+@functools.lru_cache(maxsize=2)
+def _shared_random_convs(seed: int) -> ConvWeights:
+    """One set per seed and process: drawing 20 M values costs ~0.2 s a run (the
+    networks copy these into their own layers, so sharing them is safe)."""
+    return random_convs(seed)
 
 
 def torch_hub_checkpoint(url: str) -> Path:
