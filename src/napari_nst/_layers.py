@@ -124,6 +124,19 @@ class OutputTarget:
         self._engine_view[tuple(index) + (0,) * (self._depth - len(index))] = image
 
 
+def output_spec(content: Image, style_name: str, selection: Selection) -> dict[str, Any]:
+    """What a run's output layer will be: name, place, sources, colormap."""
+    sources: dict[str, Any] = {"content": content.name, "style": style_name}
+    if selection.index is not None:
+        sources["plane"] = list(selection.index)
+    return {
+        "name": f"{content.name} × {style_name}",
+        "selection": selection,
+        "sources": sources,
+        "colormap": None if content.rgb else content.colormap.name,
+    }
+
+
 def gray_contrast_limits(layer: Image) -> tuple[float, float] | None:
     """The user's intensity window for gray data (window/level is intent)."""
     if layer.rgb:

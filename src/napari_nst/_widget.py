@@ -228,16 +228,7 @@ class StyleTransferWidget(Container):
             **self.options(),
         )
         style_name = Path(str(self.checkpoint.value)).stem if fast else style.name
-        sources: dict[str, Any] = {"content": content.name, "style": style_name}
-        if selection.index is not None:
-            sources["plane"] = list(selection.index)
-        spec = {
-            "name": f"{content.name} × {style_name}",
-            "selection": selection,
-            "sources": sources,
-            "colormap": None if content.rgb else content.colormap.name,
-        }
-        return job, spec
+        return job, _layers.output_spec(content, style_name, selection)
 
     def _start(self, job: StyleTransfer, spec: dict[str, Any]) -> None:
         from .core.record import RunRecord
