@@ -29,14 +29,14 @@ LOOPBACK_HTTP = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
 """A local scheduler's HTTP endpoint (health checks; no dashboard): loopback, any free port."""
 
 
-def distributed_module() -> Any:
-    """``distributed``, or a :class:`BatchError` that says how to install it."""
+def distributed_module(wanted_by: str = "--workers and --scheduler need") -> Any:
+    """``distributed``, or a :class:`BatchError` that says how to install it
+    (``wanted_by`` names what needs it)."""
     try:
         import distributed
     except ImportError:
         raise BatchError(
-            "--workers and --scheduler need dask.distributed, which is not installed: "
-            "pip install 'napari-nst[dask]'"
+            f"{wanted_by} dask.distributed, which is not installed: pip install 'napari-nst[dask]'"
         ) from None
     return distributed
 
