@@ -20,6 +20,7 @@ from magicgui.widgets import (
     FileEdit,
     FloatSpinBox,
     Label,
+    LineEdit,
     PushButton,
     SpinBox,
     create_widget,
@@ -106,6 +107,12 @@ class StyleTransferWidget(Container):
         self.slice_weight.label = "slice weight"
         self.slice_weight.tooltip = "Pull each slice towards its neighbour's result (no flicker)."
         self.slice_weight.visible = False
+        self.dask_scheduler = LineEdit(name="dask_scheduler", visible=False)
+        self.dask_scheduler.label = "Dask scheduler"
+        self.dask_scheduler.tooltip = (
+            "Blank: this process. A scheduler address (tcp://host:8786) or local[:N] (N local "
+            "worker processes): one task per plane, planes independent (no slice weight)."
+        )
         self.luminance_only = CheckBox(
             name="luminance_only",
             text="luminance only",
@@ -128,7 +135,7 @@ class StyleTransferWidget(Container):
         self.extend([
             self.content, self.style, self.method, self.content_weight, self.style_weight,
             self.tv_weight, self.iterations, self.size, self.stack, self.slice_weight,
-            self.luminance_only, self.output_range, self.device, self.weights,
+            self.dask_scheduler, self.luminance_only, self.output_range, self.device, self.weights,
             self.weights_file, self.checkpoint, self.seed, self.train, self.run, self.fit_size,
             self.cancel, self.status,
         ])  # fmt: skip
@@ -209,7 +216,7 @@ class StyleTransferWidget(Container):
             self._on_run()
 
     def _prepare(self) -> tuple[StyleTransfer, dict[str, Any]]:
-        from .core import prepare
+        from ._dask_stack import prepare_run
 
         content, style = self.content.value, self.style.value
         fast = self.method.value == "fast"
@@ -219,9 +226,10 @@ class StyleTransferWidget(Container):
             raise ValueError("content and style are the same layer; pick a painting as style")
         selection = _layers.select(content, self._viewer, whole_stack=self.stack.value == "all")
         style_plane = None if fast else _layers.select(style, self._viewer, False).data
-        job = prepare(
+        job = prepare_run(
             selection.data,
             style_plane,
+            self.dask_scheduler.value if self.stack.value == "all" else "",
             contrast_limits=_layers.gray_contrast_limits(content),
             spacing=selection.spacing,
             preview_every=max(1, self.iterations.value // 100),
@@ -275,6 +283,8 @@ class StyleTransferWidget(Container):
                 if record is None or bar is None:
                     continue
                 self._take_step(step, record)
+                if bar.total != step.total:  # fast runs count batches or planes
+                    bar.total = step.total
                 bar.update(step.iteration - bar.n)
         finally:
             self._handling_step = False
@@ -283,7 +293,7 @@ class StyleTransferWidget(Container):
 
     def _take_step(self, step: Step, record: RunRecord) -> None:
         record.update(step)
-        if step.iteration == 1 and self._job is not None:
+        if self._job is not None and (step.iteration == 1 or step.done or not record.info):
             record.info = self._job.info()
             if self._progress is not None:
                 self._progress.set_description("Style transfer")
@@ -365,7 +375,7 @@ class StyleTransferWidget(Container):
         self.luminance_only.value = layer is not None and not layer.rgb
 
     def _on_stack_changed(self, value: str) -> None:
-        self.slice_weight.visible = value == "all"
+        self.slice_weight.visible = self.dask_scheduler.visible = value == "all"
 
     def _on_method_changed(self, method: str) -> None:
         """Show what the method uses: the optimisation's knobs, or a model file."""

@@ -1,0 +1,261 @@
+"""The widget's whole-stack mode on a Dask cluster: planes stream in, Cancel cancels.
+
+One module-scoped ``LocalCluster`` (2 single-threaded worker processes on
+127.0.0.1, no dashboard, one task per worker at a time) whose address is typed
+into the widget; it is closed, workers and all, after the module.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from napari_nst._layers import RECORD_KEY
+from tests.conftest import WAIT_MS
+from tests.test_fast import transformer_state
+
+PLANES = 6
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A client of the cluster (``client.cluster``): Dask's threads start here, not in a test."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+    import psutil
+
+    from napari_nst._dask import LOOPBACK_HTTP
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            scheduler_kwargs=LOOPBACK_HTTP,
+        )
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+    alive = _new_children(before)
+    assert not alive, f"cluster processes left behind: {[p.cmdline() for p in alive]}"
+
+
+def _new_children(before: set[int]) -> list:
+    import psutil
+
+    new = [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if p.pid not in before and "resource_tracker" not in " ".join(p.cmdline())
+    ]
+    return psutil.wait_procs(new, timeout=10)[1]
+
+
+@pytest.fixture
+def stack(widget):
+    """A (6, 48, 48) uint16 stack in the viewer, chosen as content, whole-stack mode."""
+    y, x = np.mgrid[0:48, 0:48]
+    noise = np.random.default_rng(0).random((PLANES, 48, 48))
+    planes = [np.sin(x / (4 + k)) * np.cos(y / 5.0) for k in range(PLANES)]
+    data = (2000 + 1500 * np.stack(planes) + 300 * noise).astype(np.uint16)
+    layer = widget._viewer.add_image(data, name="cells", contrast_limits=(100, 3900))
+    widget.reset_choices()
+    widget.content.value = layer
+    widget.stack.value = "all"
+    return layer
+
+
+@pytest.fixture
+def fast(widget, stack, tmp_path):
+    model = tmp_path / "candy.pth"
+    torch.save(transformer_state(), model)
+    widget.method.value = "fast"
+    widget.checkpoint.value = model
+    return model
+
+
+def _ours(key: object) -> bool:
+    """A task of a widget run: one plane of its task group."""
+    return isinstance(key, tuple) and str(key[0]).startswith("napari-nst-plane-")
+
+
+def _outputs(viewer) -> list:
+    return [layer for layer in viewer.layers if RECORD_KEY in layer.metadata]
+
+
+def _run(widget, qtbot) -> None:
+    widget.run.clicked.emit()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+
+
+def test_the_scheduler_field_belongs_to_whole_stack_mode(widget):
+    shown = lambda: widget.dask_scheduler.native.isVisibleTo(widget.native)  # noqa: E731
+    assert not shown()
+    widget.stack.value = "all"
+    assert shown() and widget.dask_scheduler.label == "Dask scheduler"
+    widget.stack.value = "slice"
+    assert not shown()
+
+
+def test_planes_stream_from_the_cluster_into_one_layer_as_in_process(
+    widget, qtbot, client, fast, monkeypatch
+):
+    viewer = widget._viewer
+    _run(widget, qtbot)  # in this process first: the reference
+    (local,) = _outputs(viewer)
+    expected = np.array(local.data)
+    viewer.layers.remove(local)
+
+    steps: list = []
+    take_step = type(widget)._take_step
+    monkeypatch.setattr(  # on the class: a magicgui Container cannot lose attributes
+        type(widget), "_take_step", lambda w, s, r: (steps.append(s), take_step(w, s, r))
+    )
+    refreshes: list[int] = []
+    viewer.layers.events.inserted.connect(
+        lambda event: event.value.events.set_data.connect(lambda _: refreshes.append(1))
+    )
+    widget.dask_scheduler.value = client.cluster.scheduler_address
+    _run(widget, qtbot)
+
+    (output,) = _outputs(viewer)
+    np.testing.assert_array_equal(output.data, expected)
+    assert sorted(s.index for s in steps) == [(k,) for k in range(PLANES)]  # a step per plane
+    assert all(s.plane_done and s.image is not None for s in steps)
+    assert [s.done for s in steps] == [False] * (PLANES - 1) + [True]
+    assert len(refreshes) >= PLANES - 1  # the one layer, refreshed as planes arrived
+    record = output.metadata[RECORD_KEY]
+    assert record["status"] == "done"
+    assert record["planes"] == {"done": PLANES, "total": PLANES}
+    assert record["dask"] == {"scheduler": client.cluster.scheduler_address, "workers": 2}
+    assert record["checkpoint"]["path"] == str(fast) and record["device"] == "cpu"
+    assert widget.run.enabled and not widget.cancel.enabled
+
+
+def test_cancel_cancels_the_remaining_tasks_and_keeps_the_finished_planes(
+    widget, qtbot, client, stack
+):
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    class Transitions(SchedulerPlugin):
+        name = "napari-nst-test-transitions"
+
+        def __init__(self) -> None:
+            self.seen: dict[int, list[tuple[str, str]]] = {}
+
+        def transition(self, key, start, finish, *args, stimulus_id, **kwargs) -> None:
+            if _ours(key):
+                self.seen.setdefault(key[1], []).append((finish, stimulus_id))
+
+    widget.iterations.value = 10  # Gatys planes of seconds: most are still to come
+    widget.dask_scheduler.value = client.cluster.scheduler_address
+    plugin = Transitions()
+    client.cluster.scheduler.add_plugin(plugin)
+    client.register_plugin(Executed())
+    try:
+        widget.run.clicked.emit()
+        qtbot.waitUntil(
+            lambda: widget._record is not None and widget._record.planes["done"] >= 1,
+            timeout=WAIT_MS,
+        )
+        widget.cancel.clicked.emit()
+        qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+        tasks = client.cluster.scheduler.tasks
+        qtbot.waitUntil(lambda: not any(_ours(key) for key in tasks), timeout=WAIT_MS)
+        executed = client.run(lambda dask_worker: dask_worker.plugins[Executed.name].keys)
+    finally:
+        client.cluster.scheduler.remove_plugin(name=plugin.name)
+        client.unregister_worker_plugin(Executed.name)
+
+    (output,) = _outputs(widget._viewer)
+    record = output.metadata[RECORD_KEY]
+    assert record["status"] == "cancelled"
+    assert record["dask"]["planes"].startswith("planes run independently")
+    written = [k for k in range(PLANES) if output.data[k].std() > 0]
+    assert 1 <= len(written) == record["planes"]["done"] < PLANES
+    assert all(output.data[k].max() == 100 for k in range(PLANES) if k not in written)
+    seen = plugin.seen
+    assert sorted(seen) == list(range(PLANES))  # every plane was submitted
+    computed = {k for k, moves in seen.items() if "memory" in {f for f, _ in moves}}
+    cancelled = {
+        k for k, moves in seen.items() if any(s.startswith("cancel-key") for _, s in moves)
+    }
+    assert set(written) <= computed
+    assert cancelled == set(range(PLANES)) - computed  # the rest were cancelled, not dropped
+    ran = {key for keys in executed.values() for key in keys}
+    assert computed <= ran and len(ran) < PLANES  # and some of them never ran at all
+    assert widget.run.enabled and not widget.cancel.enabled
+
+
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # the cluster tests are skipped
+    WorkerPlugin = object
+
+
+class Executed(WorkerPlugin):
+    """Worker plugin: the planes this worker started executing."""
+
+    name = "napari-nst-test-executed"
+
+    def setup(self, worker) -> None:
+        self.keys: list[int] = []
+
+    def transition(self, key, start, finish, **kwargs) -> None:
+        if finish == "executing" and _ours(key):
+            self.keys.append(key[1])
+
+
+def test_a_local_cluster_is_started_for_the_run_and_shut_down_after(widget, qtbot, client, fast):
+    import psutil
+
+    viewer = widget._viewer
+    _run(widget, qtbot)
+    (local,) = _outputs(viewer)
+    expected = np.array(local.data)
+    viewer.layers.remove(local)
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    widget.dask_scheduler.value = "local:1"
+    _run(widget, qtbot)
+    (output,) = _outputs(viewer)
+    np.testing.assert_array_equal(output.data, expected)
+    record = output.metadata[RECORD_KEY]
+    assert record["status"] == "done" and record["dask"] == {"scheduler": "local", "workers": 1}
+    assert not _new_children(before), "the run's local cluster was not shut down"
+
+
+def test_without_distributed_a_scheduler_says_how_to_install_it(widget, qtbot, stack, monkeypatch):
+    shown: list[str] = []
+    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails as if not installed
+    widget.dask_scheduler.value = "local"
+    widget.run.clicked.emit()
+    assert not widget.running and not _outputs(widget._viewer)
+    assert shown == [
+        "Style transfer: a Dask scheduler needs dask.distributed, which is not installed: "
+        "pip install 'napari-nst[dask]'"
+    ]
+
+
+def test_an_unreachable_scheduler_fails_the_run_with_a_message(widget, qtbot, stack, monkeypatch):
+    pytest.importorskip("distributed")
+    from napari_nst import _dask
+
+    shown: list[str] = []
+    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
+    monkeypatch.setattr(_dask, "CONNECT_TIMEOUT", "1s")
+    widget.dask_scheduler.value = "tcp://127.0.0.1:9"
+    _run(widget, qtbot)
+    assert len(shown) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in shown[0]
+    assert widget._record.status == "failed" and widget.run.enabled
