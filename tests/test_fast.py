@@ -73,6 +73,10 @@ def test_gray_rgba_and_stacks(checkpoint):
     assert [s.index for s in steps] == [(0,), (1,), (2,)]  # one batch, a step per plane
     assert all(s.plane_done for s in steps) and steps[-1].done and steps[0].total == 1
     assert stylize(stack, checkpoint=checkpoint, stack="all", **CPU).shape == stack.shape
+    steps = iter_stylize(stack, checkpoint=checkpoint, stack="all", **CPU)
+    next(steps)
+    final = steps.send(STOP)  # plane 0 is finished, planes 1 and 2 are not
+    assert final.cancelled and final.done and final.plane_done and final.index == (0,)
 
 
 def test_batched_stack_equals_planes_one_by_one(checkpoint):

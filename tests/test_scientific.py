@@ -74,6 +74,22 @@ def test_stop_in_a_stack_keeps_the_finished_planes(volume, style_rgb):
         next(steps)
 
 
+def test_stop_at_the_step_that_finishes_a_plane_counts_that_plane(volume, style_rgb):
+    from napari_nst.core.record import RunRecord
+
+    record = RunRecord({})
+    steps = iter_stylize(volume, style_rgb, stack="all", iterations=2, **TINY)
+    for step in steps:
+        record.update(step)
+        if step.plane_done:
+            break
+    final = steps.send(STOP)
+    record.update(final)
+    assert final.cancelled and final.done and final.plane_done and final.index == (0,)
+    assert record.planes == {"done": 1, "total": len(volume)}
+    assert record.status == "cancelled"
+
+
 def test_four_d_stacks_iterate_over_both_leading_axes(style_rgb):
     data = np.random.default_rng(0).random((2, 2, 40, 40)).astype(np.float32)
     steps = list(iter_stylize(data, style_rgb, stack="all", iterations=1, **TINY))

@@ -211,8 +211,10 @@ class FastTransfer:
                 reply = yield clock.step(
                     indices[number], number, image=final, plane_done=True, done=last
                 )
-                if reply == STOP and not last:
-                    yield clock.step(indices[number], number, done=True, cancelled=True)
+                if reply == STOP and not last:  # this plane is finished; the rest are not
+                    yield clock.step(
+                        indices[number], number, done=True, cancelled=True, plane_done=True
+                    )
                     return
 
     def _input(self, plane: imaging.Plane) -> torch.Tensor:

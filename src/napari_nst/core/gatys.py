@@ -205,7 +205,8 @@ class StyleTransfer:
             done = iteration == opts.iterations
             command = yield step(iteration, done)
             if command == STOP and not (done and last_plane):
-                yield step(iteration, done=False, cancelled=True)
+                # A plane that has just finished counts as finished in the record.
+                yield step(iteration, done=done, cancelled=True)
                 return None
         run.evaluations += closure.evaluations
         return objective.best_image
