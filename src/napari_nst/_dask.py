@@ -66,15 +66,22 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     # adaptive mmap threshold: every tensor over 128 kB is then mmapped, faulted in
     # and unmapped again. Measured here, fast 256 px items ran ~20 % slower so.
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-        cluster = distributed.LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-            scheduler_kwargs=LOOPBACK_HTTP,
-        )
+        try:
+            cluster = distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+                scheduler_kwargs=LOOPBACK_HTTP,
+            )
+        except Exception as exc:  # most often: worker processes re-import an unguarded script
+            raise BatchError(
+                f"local Dask workers did not start ({_describe(exc)}). Worker processes "
+                "import the script that started Python: if that is your own script, put "
+                "its code under `if __name__ == '__main__':`"
+            ) from None
     try:
         with distributed.Client(cluster) as client:
             yield client
