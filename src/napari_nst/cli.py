@@ -130,6 +130,27 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="gray results in the content's range (original, default) or in [0, 1]",
     )
     parser.add_argument(
+        "--style-scale",
+        type=float,
+        default=opt,
+        help="style image size relative to the content's working size (1; 0.5 = coarser strokes)",
+    )
+    parser.add_argument(
+        "--preserve-color",
+        choices=["none", "histogram", "luminance"],
+        default=opt,
+        help="keep the content's colours: match the style's histogram, or transfer on luminance",
+    )
+    parser.add_argument(
+        "--early-stop-tol",
+        type=float,
+        default=opt,
+        help="stop when the loss changes by less than this (relative) for --early-stop-patience",
+    )
+    parser.add_argument(
+        "--early-stop-patience", type=int, default=opt, help="iterations in a row (5)"
+    )
+    parser.add_argument(
         "--slice-weight",
         type=float,
         default=opt,

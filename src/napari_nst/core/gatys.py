@@ -26,7 +26,7 @@ from . import devices, imaging, memory
 from .fast import FastTransfer
 from .features import VGGFeatures
 from .losses import ContentLoss, StyleLoss, StyleTransferLoss
-from .optim import Cancelled, Objective, ReusingClosure, make_optimizer
+from .optim import Cancelled, EarlyStop, Objective, ReusingClosure, make_optimizer
 from .options import Options
 from .rendering import Rendering
 from .step import STOP, Step
@@ -63,11 +63,14 @@ class StyleTransfer:
         self._style = imaging.read_plane(style, (), style_layout)
         luminance = options.luminance_only
         if luminance is None:  # gray in, gray out; colour keeps its colours unless asked
-            luminance = not self.layout.colour
+            luminance = not self.layout.colour or options.preserve_color == "luminance"
         self.rendering = Rendering(self.layout, luminance, options.output_range)
         size = options.gatys_size
         self.shape = imaging.working_shape(self.layout.plane_shape, size, options.spacing)
-        self.style_shape = imaging.working_shape(style_layout.plane_shape, size)
+        try:
+            self.style_shape = imaging.working_shape(style_layout.plane_shape, options.style_size)
+        except ValueError as exc:
+            raise ValueError(f"style_scale {options.style_scale} is too small: {exc}") from None
         self.device = devices.resolve_device(options.device)
         self.precision = devices.resolve_precision(options.precision, self.device)
         height, width = self.shape
@@ -115,7 +118,9 @@ class StyleTransfer:
         opts = self.options
         return memory.gatys_bytes(
             imaging.working_shape(self.layout.plane_shape, size, opts.spacing),
-            imaging.working_shape(self._style.unit.shape[:2], size),
+            imaging.working_shape(
+                self._style.unit.shape[:2], max(1, round(size * opts.style_scale))
+            ),
             1 if self.rendering.luminance_only else 3,
             opts.content_layers + opts.style_layers,
             opts.optimizer,
@@ -173,7 +178,9 @@ class StyleTransfer:
         closure = ReusingClosure(image, objective)
         last_plane = where["plane"] == where["planes"] - 1
 
-        def step(iteration: int, done: bool, cancelled: bool = False) -> Step:
+        def step(
+            iteration: int, done: bool, cancelled: bool = False, converged: bool = False
+        ) -> Step:
             final = done or cancelled  # a plane's result is the best image it evaluated
             preview = final or iteration % opts.preview_every == 0
             return Step(
@@ -188,8 +195,11 @@ class StyleTransfer:
                 cancelled=cancelled,
                 evaluations=run.evaluations + closure.evaluations,
                 plane_done=done,
+                converged=converged,
                 **where,
             )
+
+        early_stop = EarlyStop(opts.early_stop_tol, opts.early_stop_patience)
 
         for iteration in range(1, opts.iterations + 1):
             closure.begin_step()
@@ -202,12 +212,15 @@ class StyleTransfer:
             if opts.optimizer == "adam":
                 with torch.no_grad():
                     image.clamp_(0, 1)
-            done = iteration == opts.iterations
-            command = yield step(iteration, done)
+            converged = iteration < opts.iterations and early_stop.settled(closure.losses)
+            done = converged or iteration == opts.iterations
+            command = yield step(iteration, done, converged=converged)
             if command == STOP and not (done and last_plane):
                 # A plane that has just finished counts as finished in the record.
                 yield step(iteration, done=done, cancelled=True)
                 return None
+            if done:
+                break
         run.evaluations += closure.evaluations
         return objective.best_image
 
@@ -225,11 +238,27 @@ class StyleTransfer:
 
     def _style_working(self) -> np.ndarray:
         if not self.rendering.luminance_only:
+            if self.options.preserve_color == "histogram":
+                return self._working(self._colour_matched_style())
             return self._working(self._style.unit)
         # Gatys et al. 2016: the style's luma takes the content's mean and spread, so
         # the transfer changes texture, not brightness.
         mean, std = imaging.luminance_statistics(self._content, self.layout)
         return imaging.match_luminance(self._style.luminance, mean, std)[..., None]
+
+    def _colour_matched_style(self) -> np.ndarray:
+        """The style recoloured with the content's colour histogram (Gatys et al. 2016).
+
+        A stack's middle plane stands for its colours.
+        """
+        from skimage.exposure import match_histograms
+
+        middle = self.layout.indices[len(self.layout.indices) // 2]
+        reference = imaging.read_plane(self._content, middle, self.layout).unit
+        style = self._style.unit
+        if reference.shape[-1] != style.shape[-1]:  # gray content, colour style or back
+            reference = np.repeat(reference[..., :1], style.shape[-1], axis=-1)
+        return match_histograms(style, reference, channel_axis=-1).astype(np.float32)
 
     def _extractor(self) -> VGGFeatures:
         opts = self.options

@@ -119,3 +119,27 @@ class ReusingClosure:
         if self._first_call:
             self.losses, self._first_call = self._values, False
         return self._loss
+
+
+class EarlyStop:
+    """Stop a plane once the total loss has moved by less than ``tol`` (relative)
+    ``patience`` iterations in a row; never when ``tol`` is None.
+
+    The losses compared are those each iteration starts from, so a run still
+    improving by more than ``tol`` per iteration is never stopped.
+    """
+
+    def __init__(self, tol: float | None, patience: int) -> None:
+        self.tol, self.patience = tol, patience
+        self.calm = 0
+        self.previous: float | None = None
+
+    def settled(self, losses: dict[str, float]) -> bool:
+        total = losses.get("total")
+        if self.tol is None or total is None:
+            return False
+        previous, self.previous = self.previous, total
+        if previous is not None:
+            change = abs(previous - total) / max(abs(previous), 1e-12)
+            self.calm = self.calm + 1 if change < self.tol else 0
+        return self.calm >= self.patience

@@ -21,6 +21,7 @@ POOLINGS = ("max", "avg")
 PRECISIONS = ("auto", "fp32", "bf16")
 STACKS = ("slice", "all")
 OUTPUT_RANGES = ("original", "unit")
+PRESERVE_COLORS = ("none", "histogram", "luminance")
 DEFAULT_LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.02}
 DEFAULT_GATYS_SIZE = 512
 """Working size of the optimisation when ``size`` is not given (fast runs use the image's)."""
@@ -66,6 +67,10 @@ class Options:
     slice_weight: float = DEFAULT_SLICE_WEIGHT
     spacing: tuple[float, float] | None = None
     tile: int | None = None
+    style_scale: float = 1.0
+    preserve_color: str = "none"
+    early_stop_tol: float | None = None
+    early_stop_patience: int = 5
 
     @classmethod
     def from_kwargs(cls, options: dict[str, Any]) -> Options:
@@ -87,6 +92,18 @@ class Options:
         _choice("precision", self.precision, PRECISIONS)
         _choice("stack", self.stack, STACKS)
         _choice("output_range", self.output_range, OUTPUT_RANGES)
+        _choice("preserve_color", self.preserve_color, PRESERVE_COLORS)
+        if self.preserve_color == "luminance" and self.luminance_only is False:
+            raise ValueError(
+                "preserve_color='luminance' is luminance-only transfer; "
+                "it contradicts luminance_only=False"
+            )
+        _non_negative("style_scale", self.style_scale, maximum=8.0)
+        if self.style_scale == 0:
+            raise ValueError("style_scale must be greater than 0 (1 = the content's size)")
+        if self.early_stop_tol is not None:
+            _non_negative("early_stop_tol", self.early_stop_tol, maximum=1.0)
+        _integer("early_stop_patience", self.early_stop_patience, minimum=1)
         if self.luminance_only not in (None, True, False):
             raise ValueError(
                 f"luminance_only must be true, false or None (auto); got {self.luminance_only!r}"
@@ -126,6 +143,11 @@ class Options:
     @property
     def gatys_size(self) -> int:
         return self.size or DEFAULT_GATYS_SIZE
+
+    @property
+    def style_size(self) -> int:
+        """The style's working size: ``style_scale`` × the content's (< 1: coarser strokes)."""
+        return max(1, round(self.gatys_size * self.style_scale))
 
     @property
     def lr(self) -> float:

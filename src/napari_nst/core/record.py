@@ -39,12 +39,15 @@ class RunRecord:
         self.info: dict[str, Any] = {}
         self.planes = {"done": 0, "total": 1}
         self.message = ""
+        self.early_stops: list[dict[str, int]] = []
         self._versions = versions()
 
     def update(self, step: Step) -> None:
         self.iteration = step.iteration
         self.planes = {"done": step.plane + int(step.plane_done), "total": step.planes}
         self.losses = dict(step.losses)
+        if step.converged:  # early stopping ended this plane
+            self.early_stops.append({"plane": step.plane, "iteration": step.iteration})
         if not step.cancelled:
             entry = {"iteration": step.iteration, "losses": self.losses, "elapsed": step.elapsed}
             if step.planes > 1:
@@ -71,6 +74,8 @@ class RunRecord:
             "sources": self.sources,
             "versions": self._versions,
         }
+        if self.early_stops:
+            record["early_stop"] = self.early_stops
         if self.message:
             record["message"] = self.message
         return record

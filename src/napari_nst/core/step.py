@@ -42,3 +42,5 @@ class Step:
     """True on the step that carries a plane's final image (the best one found)."""
     saved: str | None = None
     """A file written at this step (training checkpoints)."""
+    converged: bool = False
+    """True on a plane's final step when early stopping ended it before ``iterations``."""
