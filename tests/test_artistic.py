@@ -121,3 +121,67 @@ def test_cli_flags_reach_the_engine(tmp_path, content_rgb, style_rgb):
     assert code == 0
     assert params["style_scale"] == 0.75 and params["preserve_color"] == "histogram"
     assert params["early_stop_tol"] == 1e-4 and params["early_stop_patience"] == 2
+
+
+def _style_distance(image: np.ndarray, style: np.ndarray) -> float:
+    """Gram-matrix (style) loss of ``image`` against ``style``, same random VGG19."""
+    import torch
+
+    from napari_nst.core import imaging
+    from napari_nst.core.features import DEFAULT_STYLE_LAYERS, VGGFeatures
+    from napari_nst.core.losses import StyleLoss
+    from napari_nst.core.weights import load_vgg19
+
+    weights = load_vgg19("random")
+    net = VGGFeatures(weights.convs, DEFAULT_STYLE_LAYERS, weights.preprocess)
+
+    def features(array: np.ndarray) -> dict[str, torch.Tensor]:
+        tensor = imaging.to_tensor(array.astype(np.float32) / 255, (48, 64), torch.device("cpu"))
+        return net(tensor)
+
+    with torch.no_grad():
+        target, ours = features(style), features(image)
+        return sum(float(StyleLoss(target[n])(ours[n])) for n in DEFAULT_STYLE_LAYERS)
+
+
+def test_two_styles_blend_by_weight(content_rgb, style_rgb):
+    other = _smooth_painting()
+    run = {"iterations": 8, **TINY}
+    first = stylize(content_rgb, style_rgb, **run)
+    np.testing.assert_array_equal(
+        stylize(content_rgb, [style_rgb, other], style_blend_weights=(1, 0), **run), first
+    )
+    second = stylize(content_rgb, other, **run)
+    half = stylize(content_rgb, [style_rgb, other], style_blend_weights=(0.5, 0.5), **run)
+    to_first = [_style_distance(image, style_rgb) for image in (first, half, second)]
+    to_second = [_style_distance(image, other) for image in (first, half, second)]
+    assert to_first[0] < to_first[1] < to_first[2]
+    assert to_second[2] < to_second[1] < to_second[0]
+
+
+def test_blend_weights_must_fit_the_styles(content_rgb, style_rgb):
+    with pytest.raises(ValueError, match="has 3 value"):
+        prepare(content_rgb, [style_rgb, style_rgb], style_blend_weights=(1, 1, 1), **TINY)
+    with pytest.raises(ValueError, match="greater than 0"):
+        prepare(content_rgb, [style_rgb, style_rgb], style_blend_weights=(0, 0), **TINY)
+    with pytest.raises(ValueError, match="style image 2 "):
+        prepare(content_rgb, [style_rgb, np.zeros((3, 3))], **TINY)
+
+
+def test_cli_takes_several_styles(tmp_path, content_rgb, style_rgb):
+    import json
+
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "c.png", content_rgb)
+    iio.imwrite(tmp_path / "a.png", style_rgb)
+    iio.imwrite(tmp_path / "b.png", _smooth_painting())
+    code = main([
+        "stylize", str(tmp_path / "c.png"), str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+        "-o", str(tmp_path / "o.png"), "--style-blend-weights", "0.7,0.3", "--size", "64",
+        "--iterations", "2", "--weights", "random", "--device", "cpu", "--quiet",
+        "--log-json", str(tmp_path / "log.json"),
+    ])  # fmt: skip
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert code == 0 and log["params"]["style_blend_weights"] == [0.7, 0.3]
+    assert log["sources"]["style"] == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]

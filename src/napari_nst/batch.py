@@ -274,13 +274,13 @@ def execute(
 
 def engine_cache_stats() -> dict[str, int]:
     """Loads this process made (cache misses): run with ``client.run`` on Dask workers."""
-    from .core import fast, gatys, weights
+    from .core import fast, style_targets, weights
 
     return {
         "pid": os.getpid(),
         "checkpoint_loads": fast._load_cached.cache_info().misses,
         "vgg_loads": weights._load_cached.cache_info().misses,
-        "style_target_builds": gatys.style_target_builds(),
+        "style_target_builds": style_targets.style_target_builds(),
     }
 
 

@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "style",
         metavar="STYLE",
-        nargs="?",
-        help="style image (a painting; not used by --method fast)",
+        nargs="*",
+        help="style image(s) (paintings; several are blended, see --style-blend-weights; "
+        "not used by --method fast)",
     )
     run.add_argument("-o", "--output", required=True, metavar="OUT", help="output image file")
     add_run_options(run)
@@ -134,6 +135,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=opt,
         help="style image size relative to the content's working size (1; 0.5 = coarser strokes)",
+    )
+    parser.add_argument(
+        "--style-blend-weights",
+        type=_float_list,
+        default=opt,
+        metavar="W,...",
+        help="one weight per STYLE: their Gram targets are mixed by weight (equal)",
     )
     parser.add_argument(
         "--preserve-color",
@@ -250,13 +258,14 @@ def _stylize(args: argparse.Namespace) -> int:
     skip = {"command", "content", "style", "output", "log_json", "quiet"}
     options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in skip}
     content = read_image(args.content, "content image")
-    if args.style is None and options.get("method", "gatys") == "gatys":
+    if not args.style and options.get("method", "gatys") == "gatys":
         raise UsageError("STYLE is required (or use --method fast --checkpoint MODEL)")
-    style = read_image(args.style, "style image") if args.style else None
-    run = prepare(content, style, **options)
+    styles = [read_image(path, "style image") for path in args.style]
+    run = prepare(content, styles[0] if len(styles) == 1 else styles or None, **options)
     rendering = run.rendering
     check_writable(args.output, len(rendering.shape), rgb=rendering.kind != "gray")
-    record = RunRecord(run.options.to_dict(), {"content": args.content, "style": args.style})
+    style_names = args.style[0] if len(args.style) == 1 else args.style or None
+    record = RunRecord(run.options.to_dict(), {"content": args.content, "style": style_names})
     steps = run.steps()
     result = rendering.empty()
     written = False  # any plane (or preview) in ``result`` yet

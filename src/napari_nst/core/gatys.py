@@ -12,10 +12,8 @@ targets. Each plane after the first starts from its neighbour's result and, with
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,23 +23,13 @@ import torch
 from . import devices, imaging, memory
 from .fast import FastTransfer
 from .features import VGGFeatures
-from .losses import ContentLoss, StyleLoss, StyleTransferLoss
+from .losses import ContentLoss, StyleTransferLoss
 from .optim import Cancelled, EarlyStop, Objective, ReusingClosure, make_optimizer
 from .options import Options
 from .rendering import Rendering
 from .step import STOP, Step
+from .style_targets import blend, targets_for
 from .weights import VGGWeights, check_covers, load_vgg19
-
-STYLE_TARGETS_KEPT = 2
-"""Style-target sets kept per process (a few MB each: Gram matrices, on the run's device)."""
-_STYLE_TARGETS: OrderedDict[tuple[Any, ...], dict[str, StyleLoss]] = OrderedDict()
-_STYLE_TARGETS_LOCK = threading.Lock()
-_style_target_builds = 0
-
-
-def style_target_builds() -> int:
-    """How many times this process computed style targets (the rest came from the cache)."""
-    return _style_target_builds
 
 
 class StyleTransfer:
@@ -52,15 +40,24 @@ class StyleTransfer:
     """
 
     def __init__(self, content: object, style: object, options: Options) -> None:
-        if style is None:
+        styles = list(style) if isinstance(style, list | tuple) else [style]
+        if not styles or any(s is None for s in styles):
             raise ValueError("method 'gatys' needs a style image")
-        self.options = options
+        blend_weights = options.style_blend_weights or (1.0,) * len(styles)
+        if len(blend_weights) != len(styles):
+            raise ValueError(
+                f"style_blend_weights has {len(blend_weights)} value(s) for "
+                f"{len(styles)} style image(s)"
+            )
+        self.options, self.blend_weights = options, blend_weights
         self.layout = imaging.inspect(
             content, "content image", options.contrast_limits, stack=options.stack == "all"
         )
         self._content = content
-        style_layout = imaging.inspect(style, "style image")
-        self._style = imaging.read_plane(style, (), style_layout)
+        self._styles = [
+            imaging.read_plane(s, (), imaging.inspect(s, _style_role(n, len(styles))))
+            for n, s in enumerate(styles, start=1)
+        ]
         luminance = options.luminance_only
         if luminance is None:  # gray in, gray out; colour keeps its colours unless asked
             luminance = not self.layout.colour or options.preserve_color == "luminance"
@@ -68,7 +65,9 @@ class StyleTransfer:
         size = options.gatys_size
         self.shape = imaging.working_shape(self.layout.plane_shape, size, options.spacing)
         try:
-            self.style_shape = imaging.working_shape(style_layout.plane_shape, options.style_size)
+            self.style_shapes = [
+                imaging.working_shape(s.unit.shape[:2], options.style_size) for s in self._styles
+            ]
         except ValueError as exc:
             raise ValueError(f"style_scale {options.style_scale} is too small: {exc}") from None
         self.device = devices.resolve_device(options.device)
@@ -78,6 +77,11 @@ class StyleTransfer:
         self.weights: VGGWeights | None = None
         self.non_finite = 0
         self._stop = threading.Event()
+
+    @property
+    def style_shape(self) -> tuple[int, int]:
+        """Working size of the (first) style image."""
+        return self.style_shapes[0]
 
     @property
     def planes(self) -> int:
@@ -119,7 +123,8 @@ class StyleTransfer:
         return memory.gatys_bytes(
             imaging.working_shape(self.layout.plane_shape, size, opts.spacing),
             imaging.working_shape(
-                self._style.unit.shape[:2], max(1, round(size * opts.style_scale))
+                max((s.unit.shape[:2] for s in self._styles), key=lambda hw: hw[0] * hw[1]),
+                max(1, round(size * opts.style_scale)),
             ),
             1 if self.rendering.luminance_only else 3,
             opts.content_layers + opts.style_layers,
@@ -236,17 +241,17 @@ class StyleTransfer:
             return imaging.luminance(unit)[..., None]
         return unit if unit.shape[-1] == 3 else np.repeat(unit, 3, axis=-1)
 
-    def _style_working(self) -> np.ndarray:
+    def _style_working(self, style: imaging.Plane) -> np.ndarray:
         if not self.rendering.luminance_only:
             if self.options.preserve_color == "histogram":
-                return self._working(self._colour_matched_style())
-            return self._working(self._style.unit)
+                return self._working(self._colour_matched(style))
+            return self._working(style.unit)
         # Gatys et al. 2016: the style's luma takes the content's mean and spread, so
         # the transfer changes texture, not brightness.
         mean, std = imaging.luminance_statistics(self._content, self.layout)
-        return imaging.match_luminance(self._style.luminance, mean, std)[..., None]
+        return imaging.match_luminance(style.luminance, mean, std)[..., None]
 
-    def _colour_matched_style(self) -> np.ndarray:
+    def _colour_matched(self, style_plane: imaging.Plane) -> np.ndarray:
         """The style recoloured with the content's colour histogram (Gatys et al. 2016).
 
         A stack's middle plane stands for its colours.
@@ -255,7 +260,7 @@ class StyleTransfer:
 
         middle = self.layout.indices[len(self.layout.indices) // 2]
         reference = imaging.read_plane(self._content, middle, self.layout).unit
-        style = self._style.unit
+        style = style_plane.unit
         if reference.shape[-1] != style.shape[-1]:  # gray content, colour style or back
             reference = np.repeat(reference[..., :1], style.shape[-1], axis=-1)
         return match_histograms(style, reference, channel_axis=-1).astype(np.float32)
@@ -274,7 +279,25 @@ class StyleTransfer:
     def _loss(self, extractor: VGGFeatures) -> StyleTransferLoss:
         """The loss with its style targets, computed once for every plane of the run."""
         opts = self.options
-        targets = self._style_targets(extractor)
+        weights = self.weights
+        assert weights is not None
+        identity = (
+            weights.source, weights.path, weights.sha256,
+            opts.seed if weights.source == "random" else None, opts.pooling,
+        )  # fmt: skip
+        sets = [
+            targets_for(
+                extractor,
+                self._style_working(style),
+                shape,
+                identity,
+                opts.style_layers,
+                self.device,
+                self.precision,
+            )
+            for style, shape in zip(self._styles, self.style_shapes, strict=True)
+        ]
+        targets = blend(sets, self.blend_weights)
         placeholder = {name: ContentLoss(torch.zeros(())) for name in opts.content_layers}
         return StyleTransferLoss(
             content=placeholder,
@@ -288,43 +311,6 @@ class StyleTransfer:
             slice_weight=opts.slice_weight if self.planes > 1 else None,
         )
 
-    def _style_targets(self, extractor: VGGFeatures) -> dict[str, StyleLoss]:
-        """Gram targets per style layer, reused by later runs with the same style.
-
-        Batch items share one style: a worker builds its targets once. The key is
-        everything they depend on (the working style pixels, weights, layers,
-        pooling, device, precision); the modules are read-only, so runs share them.
-        """
-        global _style_target_builds
-        opts, weights = self.options, self.weights
-        assert weights is not None
-        working = np.ascontiguousarray(self._style_working(), dtype=np.float32)
-        key = (
-            hashlib.sha256(working.tobytes()).hexdigest(),
-            working.shape,
-            self.style_shape,
-            (weights.source, weights.path, weights.sha256),
-            opts.seed if weights.source == "random" else None,
-            opts.style_layers,
-            opts.pooling,
-            str(self.device),
-            self.precision,
-        )
-        with _STYLE_TARGETS_LOCK:
-            if key in _STYLE_TARGETS:
-                _STYLE_TARGETS.move_to_end(key)
-                return _STYLE_TARGETS[key]
-        style = imaging.to_tensor(working, self.style_shape, self.device)
-        with torch.no_grad(), devices.autocast(self.device, self.precision):
-            features = extractor(style)
-        targets = {name: StyleLoss(features[name]) for name in opts.style_layers}
-        with _STYLE_TARGETS_LOCK:
-            _STYLE_TARGETS[key] = targets
-            _style_target_builds += 1
-            while len(_STYLE_TARGETS) > STYLE_TARGETS_KEPT:
-                _STYLE_TARGETS.popitem(last=False)
-        return targets
-
     def _initial_image(self, content: torch.Tensor) -> torch.Tensor:
         """Content, uniform noise, or a blend of the two (``noise_ratio`` of noise).
 
@@ -335,6 +321,10 @@ class StyleTransfer:
         noise = torch.rand(content.shape, generator=generator).to(content.device)
         ratio = {"content": 0.0, "noise": 1.0, "blend": opts.noise_ratio}[opts.init]
         return (1 - ratio) * content + ratio * noise
+
+
+def _style_role(number: int, count: int) -> str:
+    return f"style image {number}" if count > 1 else "style image"
 
 
 def _stopped_early(run: _Progress, plane: int = 0, planes: int = 1) -> Step:
@@ -362,7 +352,8 @@ def prepare(content: object, style: object = None, **options: Any) -> StyleTrans
     """Validate inputs and options; raises ``ValueError`` with a readable message.
 
     ``method="fast"`` applies ``checkpoint`` (its style is baked in; ``style`` is
-    not used); ``"gatys"`` optimises towards ``style``.
+    not used); ``"gatys"`` optimises towards ``style``: one image, or a list whose
+    Gram targets are mixed by ``style_blend_weights``.
     """
     parsed = Options.from_kwargs(options)
     if parsed.method == "fast":

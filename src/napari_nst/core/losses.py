@@ -51,9 +51,17 @@ class ContentLoss(nn.Module):
 class StyleLoss(nn.Module):
     """Mean squared difference of Gram matrices at one layer."""
 
-    def __init__(self, target_features: torch.Tensor) -> None:
+    def __init__(self, target_features: torch.Tensor | None = None) -> None:
         super().__init__()
-        self.register_buffer("target", gram_matrix(target_features.detach()))
+        if target_features is not None:
+            self.register_buffer("target", gram_matrix(target_features.detach()))
+
+    @classmethod
+    def from_gram(cls, gram: torch.Tensor) -> StyleLoss:
+        """A loss towards a given Gram matrix (a blend of several styles)."""
+        loss = cls()
+        loss.register_buffer("target", gram.detach().float())
+        return loss
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(gram_matrix(features), self.target)

@@ -68,6 +68,7 @@ class Options:
     spacing: tuple[float, float] | None = None
     tile: int | None = None
     style_scale: float = 1.0
+    style_blend_weights: tuple[float, ...] | None = None
     preserve_color: str = "none"
     early_stop_tol: float | None = None
     early_stop_patience: int = 5
@@ -104,6 +105,13 @@ class Options:
         if self.early_stop_tol is not None:
             _non_negative("early_stop_tol", self.early_stop_tol, maximum=1.0)
         _integer("early_stop_patience", self.early_stop_patience, minimum=1)
+        if self.style_blend_weights is not None:
+            blend = _float_list("style_blend_weights", self.style_blend_weights)
+            for weight in blend:
+                _non_negative("style_blend_weights", weight)
+            if not blend or sum(blend) == 0:
+                raise ValueError("style_blend_weights must include a weight greater than 0")
+            object.__setattr__(self, "style_blend_weights", blend)
         if self.luminance_only not in (None, True, False):
             raise ValueError(
                 f"luminance_only must be true, false or None (auto); got {self.luminance_only!r}"
