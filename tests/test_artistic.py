@@ -185,3 +185,44 @@ def test_cli_takes_several_styles(tmp_path, content_rgb, style_rgb):
     log = json.loads((tmp_path / "log.json").read_text())
     assert code == 0 and log["params"]["style_blend_weights"] == [0.7, 0.3]
     assert log["sources"]["style"] == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+
+
+def test_presets_fill_unset_options_and_style_strength_is_a_log_ratio():
+    from napari_nst.core.options import DEFAULT_STYLE_WEIGHT, Options
+
+    bold = Options.from_kwargs({"preset": "bold"})
+    assert bold.style_weight == 1e7 and bold.style_scale == 1.25 and bold.preset == "bold"
+    assert Options.from_kwargs({"preset": "bold", "style_weight": 3.0}).style_weight == 3.0
+    texture = Options.from_kwargs({"preset": "texture only"})
+    assert texture.content_weight == 0 and texture.init == "noise"
+    stronger = Options.from_kwargs({"style_strength": 1.0})
+    assert stronger.style_weight == pytest.approx(10 * DEFAULT_STYLE_WEIGHT)
+    assert Options.from_kwargs({"style_strength": -2}).style_weight == pytest.approx(1e4)
+    for bad, message in [
+        ({"preset": "loud"}, "preset must be one of"),
+        ({"style_strength": 9}, "from -4 to 4"),
+        ({"style_strength": "lots"}, "style_strength must be a number"),
+        ({"style_strength": 1, "style_weight": 5.0}, "not both"),
+        ({"ema": 1.0}, "between 0 and 1"),
+        ({"padding": "wrap"}, "padding must be one of"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            Options.from_kwargs(bad)
+
+
+def test_ema_returns_a_smoothed_iterate_and_padding_changes_the_borders(content_rgb, style_rgb):
+    run = {"iterations": 6, **TINY}
+    plain = stylize(content_rgb, style_rgb, **run).astype(float)
+    smooth = stylize(content_rgb, style_rgb, ema=0.8, **run).astype(float)
+    # The average of iterates that started at the content still weighs the start by
+    # 0.8⁶ ≈ 0.26: it lags behind the optimiser, nearer the content.
+    content = content_rgb.astype(float)
+    assert not np.array_equal(plain, smooth)
+    assert np.abs(smooth - content).mean() < 0.9 * np.abs(plain - content).mean()
+
+    zeros = stylize(content_rgb, style_rgb, iterations=4, **TINY).astype(float)
+    reflect = stylize(content_rgb, style_rgb, iterations=4, padding="reflect", **TINY)
+    border = np.zeros(zeros.shape[:2], bool)
+    border[:2], border[-2:], border[:, :2], border[:, -2:] = True, True, True, True
+    change = np.abs(reflect.astype(float) - zeros).mean(-1)
+    assert change[border].mean() > change[~border].mean() > 0

@@ -137,6 +137,27 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="style image size relative to the content's working size (1; 0.5 = coarser strokes)",
     )
     parser.add_argument(
+        "--preset",
+        choices=["faithful", "balanced", "bold", "texture only"],
+        default=opt,
+        help="a named set of weights; flags given as well override it",
+    )
+    parser.add_argument(
+        "--style-strength",
+        type=float,
+        default=opt,
+        help="log10 of the style/content ratio relative to the default (0; 1 = 10x more style)",
+    )
+    parser.add_argument(
+        "--ema", type=float, default=opt, help="moving average of the iterates, decay (off; 0.9)"
+    )
+    parser.add_argument(
+        "--padding",
+        choices=["zeros", "reflect", "replicate"],
+        default=opt,
+        help="first convolution's border padding (zeros)",
+    )
+    parser.add_argument(
         "--style-blend-weights",
         type=_float_list,
         default=opt,

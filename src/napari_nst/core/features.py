@@ -109,6 +109,7 @@ class VGGFeatures(nn.Module):
         layers: Iterable[str],
         preprocess: Preprocess,
         pooling: str = "max",
+        padding: str = "zeros",
     ) -> None:
         super().__init__()
         self.layers = tuple(dict.fromkeys(canonical_layer_name(n) for n in layers))
@@ -123,7 +124,10 @@ class VGGFeatures(nn.Module):
         for index, name in enumerate(LAYER_NAMES[: deepest + 1]):
             if name.startswith("conv"):
                 in_ch, out_ch = next(conv_iter)
-                conv = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)
+                # ``padding`` (reflect, replicate) on the first conv keeps the image's
+                # border from reading as an edge that the style then paints over.
+                mode = padding if index == 0 else "zeros"
+                conv = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, padding_mode=mode)
                 weight, bias = conv_weights[index]
                 with torch.no_grad():
                     conv.weight.copy_(weight)

@@ -182,6 +182,13 @@ class StyleTransfer:
         )
         closure = ReusingClosure(image, objective)
         last_plane = where["plane"] == where["planes"] - 1
+        # crowsonkb's smoothing: show and return a moving average of the iterates.
+        average = image.detach().clone() if opts.ema else None
+
+        def result(final: bool) -> torch.Tensor:
+            if average is not None:
+                return average
+            return objective.best_image if final else image
 
         def step(
             iteration: int, done: bool, cancelled: bool = False, converged: bool = False
@@ -193,9 +200,7 @@ class StyleTransfer:
                 total=run.total,
                 losses=objective.best_losses if final else closure.losses,
                 elapsed=time.perf_counter() - run.start,
-                image=self.rendering.render(objective.best_image if final else image, plane)
-                if preview
-                else None,
+                image=self.rendering.render(result(final), plane) if preview else None,
                 done=(done and last_plane) or cancelled,
                 cancelled=cancelled,
                 evaluations=run.evaluations + closure.evaluations,
@@ -217,6 +222,8 @@ class StyleTransfer:
             if opts.optimizer == "adam":
                 with torch.no_grad():
                     image.clamp_(0, 1)
+            if average is not None:
+                average.lerp_(image.detach(), 1 - opts.ema)
             converged = iteration < opts.iterations and early_stop.settled(closure.losses)
             done = converged or iteration == opts.iterations
             command = yield step(iteration, done, converged=converged)
@@ -227,7 +234,7 @@ class StyleTransfer:
             if done:
                 break
         run.evaluations += closure.evaluations
-        return objective.best_image
+        return result(final=True)
 
     def _content_features(
         self, extractor: VGGFeatures, image: torch.Tensor
@@ -273,6 +280,7 @@ class StyleTransfer:
             opts.content_layers + opts.style_layers,
             self.weights.preprocess,
             opts.pooling,
+            opts.padding,
         )
         return extractor.to(self.device, memory_format=torch.channels_last)
 
@@ -283,7 +291,7 @@ class StyleTransfer:
         assert weights is not None
         identity = (
             weights.source, weights.path, weights.sha256,
-            opts.seed if weights.source == "random" else None, opts.pooling,
+            opts.seed if weights.source == "random" else None, opts.pooling, opts.padding,
         )  # fmt: skip
         sets = [
             targets_for(

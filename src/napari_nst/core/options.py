@@ -22,6 +22,16 @@ PRECISIONS = ("auto", "fp32", "bf16")
 STACKS = ("slice", "all")
 OUTPUT_RANGES = ("original", "unit")
 PRESERVE_COLORS = ("none", "histogram", "luminance")
+PADDINGS = ("zeros", "reflect", "replicate")
+DEFAULT_STYLE_WEIGHT = 1e6
+PRESETS: dict[str, dict[str, Any]] = {
+    "faithful": {"style_weight": 1e5, "tv_weight": 1.0, "init": "content"},
+    "balanced": {"style_weight": DEFAULT_STYLE_WEIGHT, "tv_weight": 1.0, "init": "content"},
+    "bold": {"style_weight": 1e7, "tv_weight": 0.5, "init": "content", "style_scale": 1.25},
+    "texture only": {"content_weight": 0.0, "init": "noise", "tv_weight": 1.0},
+}
+"""Named starting points; options given explicitly override a preset's values."""
+STYLE_STRENGTH_RANGE = (-4.0, 4.0)
 DEFAULT_LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.02}
 DEFAULT_GATYS_SIZE = 512
 """Working size of the optimisation when ``size`` is not given (fast runs use the image's)."""
@@ -43,7 +53,7 @@ class Options:
     iterations: int = 500
     size: int | None = None
     content_weight: float = 1.0
-    style_weight: float = 1e6
+    style_weight: float = DEFAULT_STYLE_WEIGHT
     tv_weight: float = 1.0
     content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
@@ -72,6 +82,10 @@ class Options:
     preserve_color: str = "none"
     early_stop_tol: float | None = None
     early_stop_patience: int = 5
+    ema: float | None = None
+    padding: str = "zeros"
+    preset: str | None = None
+    style_strength: float | None = None
 
     @classmethod
     def from_kwargs(cls, options: dict[str, Any]) -> Options:
@@ -83,7 +97,7 @@ class Options:
                 f"unknown option(s) {', '.join(map(repr, unknown))}; "
                 f"valid options are: {', '.join(sorted(known))}"
             )
-        return cls(**options)
+        return cls(**_with_preset_and_strength(options))
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -105,6 +119,11 @@ class Options:
         if self.early_stop_tol is not None:
             _non_negative("early_stop_tol", self.early_stop_tol, maximum=1.0)
         _integer("early_stop_patience", self.early_stop_patience, minimum=1)
+        _choice("padding", self.padding, PADDINGS)
+        if self.ema is not None:
+            _non_negative("ema", self.ema, maximum=1.0)
+            if not 0 < self.ema < 1:
+                raise ValueError(f"ema must be a decay between 0 and 1, like 0.9; got {self.ema}")
         if self.style_blend_weights is not None:
             blend = _float_list("style_blend_weights", self.style_blend_weights)
             for weight in blend:
@@ -182,6 +201,32 @@ class Options:
         for weight in weights:
             _non_negative("style_layer_weights", weight)
         return weights
+
+
+def _with_preset_and_strength(options: dict[str, Any]) -> dict[str, Any]:
+    """A preset's values under the explicit ones; ``style_strength`` as a style weight.
+
+    ``style_strength`` is a log10 scale over the style/content ratio: 0 is the
+    default ratio, 1 ten times more style, -1 ten times less.
+    """
+    explicit = set(options)
+    preset = options.get("preset")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(PRESETS)}; got {preset!r}")
+        options = PRESETS[preset] | options
+    strength = options.get("style_strength")
+    if strength is None:
+        return options
+    low, high = STYLE_STRENGTH_RANGE
+    number = isinstance(strength, int | float) and not isinstance(strength, bool)
+    if not number or not low <= strength <= high:
+        raise ValueError(
+            f"style_strength must be a number from {low:g} to {high:g}; got {strength!r}"
+        )
+    if "style_weight" in explicit:
+        raise ValueError("give style_strength or style_weight, not both")
+    return options | {"style_weight": DEFAULT_STYLE_WEIGHT * 10.0**strength}
 
 
 def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
