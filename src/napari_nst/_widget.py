@@ -29,6 +29,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
 from . import _layers
+from ._artistic import add_artistic_controls, artistic_options
 from ._torch_in_gui import prepare_torch
 from ._workers import start_worker
 
@@ -132,9 +133,11 @@ class StyleTransferWidget(Container):
         self.fit_size.tooltip = "The largest size the memory estimate says fits."
         self.cancel = PushButton(name="cancel", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
+        self._artistic = add_artistic_controls(self)
         self.extend([
-            self.content, self.style, self.method, self.content_weight, self.style_weight,
-            self.tv_weight, self.iterations, self.size, self.stack, self.slice_weight,
+            self.content, self.style, self.method, *self._artistic[:2], self.content_weight,
+            self.style_weight, self.tv_weight, *self._artistic[2:], self.iterations, self.size,
+            self.stack, self.slice_weight,
             self.dask_scheduler, self.luminance_only, self.output_range, self.device, self.weights,
             self.weights_file, self.checkpoint, self.seed, self.train, self.run, self.fit_size,
             self.cancel, self.status,
@@ -184,7 +187,7 @@ class StyleTransferWidget(Container):
             "slice_weight": self.slice_weight.value,
             "luminance_only": self.luminance_only.value,
             "output_range": self.output_range.value,
-        }
+        } | artistic_options(self)
 
     def _on_run(self) -> None:
         from .core.memory import MemoryEstimateError
@@ -381,7 +384,7 @@ class StyleTransferWidget(Container):
         """Show what the method uses: the optimisation's knobs, or a model file."""
         gatys = method == "gatys"
         for widget in (self.style, self.content_weight, self.style_weight, self.tv_weight,
-                       self.iterations, self.weights, self.seed):  # fmt: skip
+                       self.iterations, self.weights, self.seed, *self._artistic):  # fmt: skip
             widget.visible = gatys
         self.weights_file.visible = gatys and self.weights.value == "file"
         self.checkpoint.visible = not gatys

@@ -1,0 +1,92 @@
+"""The Style Transfer widget's artistic controls: presets, one strength knob, colour.
+
+Presets and the strength slider *fill* the weight boxes rather than hide them, so
+a user who starts from "bold" can still see, and then tune, what it set.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import ComboBox, FloatSlider, FloatSpinBox, Widget
+
+if TYPE_CHECKING:
+    from ._widget import StyleTransferWidget
+
+CUSTOM = "custom"
+
+
+def add_artistic_controls(widget: StyleTransferWidget) -> list[Widget]:
+    """Create ``preset``, ``style_strength``, ``style_scale``, ``preserve_color`` and
+    ``early_stop_tol`` on ``widget`` (reachable by name), wired to its weight boxes."""
+    from .core.options import PRESETS, STYLE_STRENGTH_RANGE
+
+    low, high = STYLE_STRENGTH_RANGE
+    widget.preset = ComboBox(
+        name="preset",
+        choices=[CUSTOM, *PRESETS],
+        value=CUSTOM,
+        tooltip="Fill the weights with a named starting point, then tune.",
+    )
+    widget.style_strength = FloatSlider(
+        name="style_strength", label="style strength", value=0.0, min=low, max=high, step=0.1
+    )
+    widget.style_strength.tooltip = (
+        "One knob for the style/content balance (log10 scale; sets style weight)."
+    )
+    widget.style_scale = FloatSpinBox(
+        name="style_scale", label="style scale", value=1.0, min=0.1, max=8.0, step=0.05
+    )
+    widget.style_scale.tooltip = "Style image size relative to the content's: < 1 coarser strokes."
+    widget.preserve_color = ComboBox(
+        name="preserve_color",
+        label="preserve colour",
+        choices=["none", "histogram", "luminance"],
+        value="none",
+        tooltip="Keep the content's colours: recolour the style (histogram), or "
+        "transfer on brightness only (luminance).",
+    )
+    widget.early_stop_tol = FloatSpinBox(
+        name="early_stop_tol", label="early stop", value=0.0, min=0.0, max=0.1, step=1e-4
+    )
+    widget.early_stop_tol.tooltip = (
+        "Stop once the loss changes by less than this fraction 5 iterations in a row (0 = off)."
+    )
+
+    def on_preset(name: str) -> None:
+        if name == CUSTOM:
+            return
+        values = PRESETS[name]
+        widget.content_weight.value = values.get("content_weight", 1.0)
+        widget.style_weight.value = values.get("style_weight", 1e6)
+        widget.tv_weight.value = values.get("tv_weight", 1.0)
+        widget.style_scale.value = values.get("style_scale", 1.0)
+
+    def on_strength(strength: float) -> None:
+        from .core.options import DEFAULT_STYLE_WEIGHT
+
+        widget.style_weight.value = DEFAULT_STYLE_WEIGHT * 10.0**strength
+
+    widget.preset.changed.connect(on_preset)
+    widget.style_strength.changed.connect(on_strength)
+    return [
+        widget.preset,
+        widget.style_strength,
+        widget.style_scale,
+        widget.preserve_color,
+        widget.early_stop_tol,
+    ]
+
+
+def artistic_options(widget: StyleTransferWidget) -> dict[str, Any]:
+    """The engine options these controls stand for (the weights are already in the boxes)."""
+    options: dict[str, Any] = {
+        "style_scale": widget.style_scale.value,
+        "preserve_color": widget.preserve_color.value,
+        "early_stop_tol": widget.early_stop_tol.value or None,
+    }
+    if widget.preserve_color.value == "luminance":
+        options["luminance_only"] = True
+    if widget.preset.value != CUSTOM:
+        options["preset"] = widget.preset.value
+    return options
