@@ -11,7 +11,7 @@ from tests.conftest import WAIT_MS
 def test_presets_and_the_strength_slider_fill_the_weight_boxes(widget):
     widget.preset.value = "bold"
     assert widget.style_weight.value == 1e7 and widget.tv_weight.value == 0.5
-    assert widget.style_scale.value == 1.25
+    assert widget.style_scale.value == 1.25 and widget.style_strength.value == 1.0
     widget.preset.value = "texture only"
     assert widget.content_weight.value == 0 and widget.style_weight.value == 1e6
     widget.style_strength.value = 1.0

@@ -6,6 +6,7 @@ a user who starts from "bold" can still see, and then tune, what it set.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, FloatSlider, FloatSpinBox, Widget
@@ -59,6 +60,7 @@ def add_artistic_controls(widget: StyleTransferWidget) -> list[Widget]:
         values = PRESETS[name]
         widget.content_weight.value = values.get("content_weight", 1.0)
         widget.style_weight.value = values.get("style_weight", 1e6)
+        widget.style_strength.value = math.log10(widget.style_weight.value / 1e6)  # in step
         widget.tv_weight.value = values.get("tv_weight", 1.0)
         widget.style_scale.value = values.get("style_scale", 1.0)
 
