@@ -226,3 +226,88 @@ def test_ema_returns_a_smoothed_iterate_and_padding_changes_the_borders(content_
     border[:2], border[-2:], border[:, :2], border[:, -2:] = True, True, True, True
     change = np.abs(reflect.astype(float) - zeros).mean(-1)
     assert change[border].mean() > change[~border].mean() > 0
+
+
+def _guided_distance(image: np.ndarray, mask: np.ndarray, style: np.ndarray) -> float:
+    """Style loss inside ``mask`` of ``image`` against ``style`` (same random VGG19)."""
+    import torch
+
+    from napari_nst.core import imaging
+    from napari_nst.core.features import DEFAULT_STYLE_LAYERS, VGGFeatures
+    from napari_nst.core.losses import gram_matrix
+    from napari_nst.core.regions import GuidedStyleLoss
+    from napari_nst.core.weights import load_vgg19
+
+    weights = load_vgg19("random")
+    net = VGGFeatures(weights.convs, DEFAULT_STYLE_LAYERS, weights.preprocess)
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        ours = net(imaging.to_tensor(image.astype(np.float32) / 255, (48, 64), cpu))
+        theirs = net(imaging.to_tensor(style.astype(np.float32) / 255, (46, 64), cpu))
+        region = torch.from_numpy(mask.astype(np.float32))
+        return sum(
+            float(GuidedStyleLoss([region], [gram_matrix(theirs[n])])(ours[n]))
+            for n in DEFAULT_STYLE_LAYERS
+        )
+
+
+def test_each_label_region_takes_its_own_style(content_rgb, style_rgb):
+    other = _smooth_painting()
+    labels = np.ones((48, 64), np.int32)
+    labels[:, 32:] = 2
+    out = stylize(
+        content_rgb, [style_rgb, other], labels=labels, label_styles="1:0,2:1",
+        iterations=15, **TINY,
+    )  # fmt: skip
+    left, right = labels == 1, labels == 2
+    assert _guided_distance(out, left, style_rgb) < _guided_distance(out, left, other)
+    assert _guided_distance(out, right, other) < _guided_distance(out, right, style_rgb)
+
+
+def test_a_content_region_keeps_the_content(content_rgb, style_rgb):
+    labels = np.zeros((48, 64), np.uint8)
+    labels[:, 32:] = 3
+    out = stylize(
+        content_rgb, style_rgb, labels=labels, label_styles={3: "content"}, iterations=10,
+        **TINY,
+    ).astype(float)  # fmt: skip
+    change = np.abs(out - content_rgb).mean(-1)
+    assert change[:, 36:].mean() < 0.5 * change[:, :28].mean()
+
+
+@pytest.mark.parametrize(
+    ("labels", "label_styles", "message"),
+    [
+        (np.zeros((10, 10), np.int32), None, "must be the same size"),
+        (np.zeros((48, 64), np.float32), None, "must be an integer image"),
+        (np.zeros((48, 64), np.int32), "1:5", "maps to style 5"),
+        (np.zeros((48, 64), np.int32), "1:blue", "use a style index or 'content'"),
+        (np.zeros((48, 64), np.int32), "one", "must look like"),
+        (None, {1: 0}, "label_styles needs labels"),
+    ],
+)
+def test_bad_labels(content_rgb, style_rgb, labels, label_styles, message):
+    with pytest.raises(ValueError, match=message):
+        prepare(content_rgb, style_rgb, labels=labels, label_styles=label_styles, **TINY)
+
+
+def test_cli_labels_and_label_styles(tmp_path, content_rgb, style_rgb):
+    import json
+
+    import imageio.v3 as iio
+
+    labels = np.zeros((48, 64), np.uint8)
+    labels[:, 32:] = 1
+    iio.imwrite(tmp_path / "c.png", content_rgb)
+    iio.imwrite(tmp_path / "s.png", style_rgb)
+    iio.imwrite(tmp_path / "labels.png", labels)
+    code = main([
+        "stylize", str(tmp_path / "c.png"), str(tmp_path / "s.png"), "-o", str(tmp_path / "o.png"),
+        "--labels", str(tmp_path / "labels.png"), "--label-styles", "1:content", "--size", "64",
+        "--iterations", "2", "--weights", "random", "--device", "cpu", "--quiet",
+        "--log-json", str(tmp_path / "log.json"),
+    ])  # fmt: skip
+    assert code == 0
+    assert json.loads((tmp_path / "log.json").read_text())["params"]["label_styles"] == (
+        "1:content"
+    )

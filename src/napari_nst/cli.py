@@ -59,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-o", "--output", required=True, metavar="OUT", help="output image file")
     add_run_options(run)
+    run.add_argument(
+        "--labels",
+        metavar="PATH",
+        help="integer label image the size of CONTENT: a style per region (see --label-styles)",
+    )
+    run.add_argument(
+        "--label-styles",
+        metavar="L:S,...",
+        help="label value to STYLE index (from 0) or 'content', e.g. 1:0,2:1,3:content",
+    )
     run.add_argument("--log-json", metavar="PATH", help="write the run record as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -276,8 +286,12 @@ def _stylize(args: argparse.Namespace) -> int:
     from .core import prepare
     from .core.record import RunRecord
 
-    skip = {"command", "content", "style", "output", "log_json", "quiet"}
+    skip = {"command", "content", "style", "output", "log_json", "quiet", "labels"}
     options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in skip}
+    if options.get("label_styles") is None:
+        options.pop("label_styles", None)
+    if args.labels:
+        options["labels"] = read_image(args.labels, "labels image")
     content = read_image(args.content, "content image")
     if not args.style and options.get("method", "gatys") == "gatys":
         raise UsageError("STYLE is required (or use --method fast --checkpoint MODEL)")

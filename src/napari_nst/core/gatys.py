@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import devices, imaging, memory
+from . import devices, imaging, memory, regions
 from .fast import FastTransfer
 from .features import VGGFeatures
 from .losses import ContentLoss, StyleTransferLoss
@@ -39,7 +39,9 @@ class StyleTransfer:
     so a large volume is not duplicated as float32.
     """
 
-    def __init__(self, content: object, style: object, options: Options) -> None:
+    def __init__(
+        self, content: object, style: object, options: Options, labels: object = None
+    ) -> None:
         styles = list(style) if isinstance(style, list | tuple) else [style]
         if not styles or any(s is None for s in styles):
             raise ValueError("method 'gatys' needs a style image")
@@ -62,6 +64,9 @@ class StyleTransfer:
         if luminance is None:  # gray in, gray out; colour keeps its colours unless asked
             luminance = not self.layout.colour or options.preserve_color == "luminance"
         self.rendering = Rendering(self.layout, luminance, options.output_range)
+        self._regions = regions.Regions.check(
+            labels, options.label_styles, self.layout.plane_shape, len(styles)
+        )
         size = options.gatys_size
         self.shape = imaging.working_shape(self.layout.plane_shape, size, options.spacing)
         try:
@@ -306,6 +311,8 @@ class StyleTransfer:
             for style, shape in zip(self._styles, self.style_shapes, strict=True)
         ]
         targets = blend(sets, self.blend_weights)
+        if self._regions is not None:  # styles per label region
+            targets = self._regions.losses(sets, targets, self.shape, self.device)
         placeholder = {name: ContentLoss(torch.zeros(())) for name in opts.content_layers}
         return StyleTransferLoss(
             content=placeholder,
@@ -363,10 +370,13 @@ def prepare(content: object, style: object = None, **options: Any) -> StyleTrans
     not used); ``"gatys"`` optimises towards ``style``: one image, or a list whose
     Gram targets are mixed by ``style_blend_weights``.
     """
+    labels = options.pop("labels", None)
     parsed = Options.from_kwargs(options)
     if parsed.method == "fast":
+        if labels is not None:
+            raise ValueError("labels (styles per region) are for method 'gatys'")
         return FastTransfer(content, parsed)
-    return StyleTransfer(content, style, parsed)
+    return StyleTransfer(content, style, parsed, labels)
 
 
 def iter_stylize(content: object, style: object = None, **options: Any) -> Iterator[Step]:

@@ -79,6 +79,7 @@ class Options:
     tile: int | None = None
     style_scale: float = 1.0
     style_blend_weights: tuple[float, ...] | None = None
+    label_styles: dict[Any, Any] | str | None = None
     preserve_color: str = "none"
     early_stop_tol: float | None = None
     early_stop_patience: int = 5
