@@ -14,13 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import (
-    CheckBox,
     ComboBox,
     Container,
     FileEdit,
-    FloatSpinBox,
     Label,
-    LineEdit,
     PushButton,
     SpinBox,
     create_widget,
@@ -30,6 +27,7 @@ from napari.utils.notifications import show_error, show_info
 
 from . import _layers
 from ._artistic import add_artistic_controls, artistic_options
+from ._image_controls import add_image_controls, weight_box
 from ._torch_in_gui import prepare_torch
 from ._workers import start_worker
 
@@ -41,7 +39,6 @@ if TYPE_CHECKING:
     from .core.record import RunRecord
 
 WEIGHT_SOURCES = ["torchvision", "caffe", "random", "file"]
-STACK_MODES = [("current slice", "slice"), ("whole stack", "all")]
 
 
 class StyleTransferWidget(Container):
@@ -67,9 +64,9 @@ class StyleTransferWidget(Container):
             value="gatys",
             tooltip="gatys: optimise towards the style layer; fast: apply a trained model.",
         )
-        self.content_weight = _weight("content_weight", defaults.content_weight, step=0.01)
-        self.style_weight = _weight("style_weight", defaults.style_weight, step=1.0)
-        self.tv_weight = _weight("tv_weight", defaults.tv_weight, step=1e-4)
+        self.content_weight = weight_box("content_weight", defaults.content_weight, step=0.01)
+        self.style_weight = weight_box("style_weight", defaults.style_weight, step=1.0)
+        self.tv_weight = weight_box("tv_weight", defaults.tv_weight, step=1e-4)
         self.iterations = SpinBox(
             name="iterations", value=defaults.iterations, min=1, max=100_000, step=50
         )
@@ -98,35 +95,6 @@ class StyleTransferWidget(Container):
         )
         self.checkpoint.tooltip = "A fast-style model (pytorch/examples .pth, or trained here)."
         self.seed = SpinBox(name="seed", value=defaults.seed, min=0, max=2**31 - 1)
-        self.stack = ComboBox(
-            name="stack",
-            choices=STACK_MODES,
-            value=defaults.stack,
-            tooltip="The plane on screen, or every plane along the axes not on screen.",
-        )
-        self.slice_weight = _weight("slice_weight", defaults.slice_weight, step=0.1)
-        self.slice_weight.label = "slice weight"
-        self.slice_weight.tooltip = "Pull each slice towards its neighbour's result (no flicker)."
-        self.slice_weight.visible = False
-        self.dask_scheduler = LineEdit(name="dask_scheduler", visible=False)
-        self.dask_scheduler.label = "Dask scheduler"
-        self.dask_scheduler.tooltip = (
-            "Blank: this process. A scheduler address (tcp://host:8786) or local[:N] (N local "
-            "worker processes): one task per plane, planes independent (no slice weight)."
-        )
-        self.luminance_only = CheckBox(
-            name="luminance_only",
-            text="luminance only",
-            value=False,
-            tooltip="Transfer texture on brightness only: gray stays gray, colours stay put.",
-        )
-        self.output_range = ComboBox(
-            name="output_range",
-            label="output range",
-            choices=["original", "unit"],
-            value=defaults.output_range,
-            tooltip="Gray results in the content's intensities (overlay it) or in [0, 1].",
-        )
         self.train = PushButton(name="train", text="Train a fast model…")
         self.run = PushButton(name="run", text="Run")
         self.fit_size = PushButton(name="fit_size", visible=False)
@@ -137,15 +105,11 @@ class StyleTransferWidget(Container):
         self.extend([
             self.content, self.style, self.method, *self._artistic[:2], self.content_weight,
             self.style_weight, self.tv_weight, *self._artistic[2:], self.iterations, self.size,
-            self.stack, self.slice_weight,
-            self.dask_scheduler, self.luminance_only, self.output_range, self.device, self.weights,
+            *add_image_controls(self), self.device, self.weights,
             self.weights_file, self.checkpoint, self.seed, self.train, self.run, self.fit_size,
             self.cancel, self.status,
         ])  # fmt: skip
 
-        self.content.changed.connect(self._on_content_changed)
-        self._on_content_changed(self.content.value)
-        self.stack.changed.connect(self._on_stack_changed)
         self.weights.changed.connect(self._on_weights_changed)
         self.method.changed.connect(self._on_method_changed)
         self.train.changed.connect(self._on_train)
@@ -373,13 +337,6 @@ class StyleTransferWidget(Container):
         self.run.enabled = not running
         self.cancel.enabled = running
 
-    def _on_content_changed(self, layer: Image | None) -> None:
-        """Gray content defaults to a gray (luminance-only) result, colour to colour."""
-        self.luminance_only.value = layer is not None and not layer.rgb
-
-    def _on_stack_changed(self, value: str) -> None:
-        self.slice_weight.visible = self.dask_scheduler.visible = value == "all"
-
     def _on_method_changed(self, method: str) -> None:
         """Show what the method uses: the optimisation's knobs, or a model file."""
         gatys = method == "gatys"
@@ -402,8 +359,3 @@ class StyleTransferWidget(Container):
     @property
     def running(self) -> bool:
         return self._worker is not None
-
-
-def _weight(name: str, value: float, step: float) -> FloatSpinBox:
-    """A weight box; ``step`` also sets the decimals Qt shows (and keeps)."""
-    return FloatSpinBox(name=name, value=value, min=0.0, max=1e12, step=step)
