@@ -10,7 +10,6 @@ here and there), so both sides run with ``threads=1``.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -25,9 +24,9 @@ import tifffile
 import torch
 
 from napari_nst import batch
-from napari_nst._dask import LOOPBACK_HTTP
 from napari_nst.cli import main
 from tests.conftest import vgg19_state_dict
+from tests.dask_cluster import child_pids, local_client, new_children
 from tests.test_fast import transformer_state
 
 CPU = ["--device", "cpu", "--quiet"]
@@ -338,45 +337,8 @@ def client():
     One task per worker at a time (saturation 1.0), and a task is given up after its
     worker died twice (allowed_failures=1), so the killed-worker test is short.
     """
-    distributed = pytest.importorskip("distributed")
-    import dask
-    import psutil
-
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
-        cluster = distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-            scheduler_kwargs={"allowed_failures": 1, **LOOPBACK_HTTP},
-        )
-    client = distributed.Client(cluster)
-    try:
+    with local_client(allowed_failures=1) as client:
         yield client
-    finally:
-        client.close()
-        cluster.close()
-    alive = _new_children(before)
-    assert not alive, f"cluster processes left behind: {[p.cmdline() for p in alive]}"
-
-
-def _new_children(before: set[int]) -> list:
-    """Processes started since ``before`` that are still alive after a grace period.
-
-    multiprocessing's resource tracker is not one of them: it serves every child
-    this process spawns and ends with it.
-    """
-    import psutil
-
-    new = [
-        p
-        for p in psutil.Process().children(recursive=True)
-        if p.pid not in before and "resource_tracker" not in " ".join(p.cmdline())
-    ]
-    return psutil.wait_procs(new, timeout=10)[1]
 
 
 def _loads(client) -> dict[int, dict[str, int]]:
@@ -528,7 +490,6 @@ def test_bad_inputs_fail_at_once_other_errors_are_retried_twice_then_reported(
 def test_cli_on_a_scheduler_address_and_on_its_own_local_workers(
     tmp_path, assets, client, capsys, monkeypatch
 ):
-    import psutil
 
     from napari_nst import _dask
 
@@ -537,9 +498,9 @@ def test_cli_on_a_scheduler_address_and_on_its_own_local_workers(
     address = client.cluster.scheduler_address
     assert main(["batch", str(data), "-o", str(tmp_path / "a"), "--scheduler", address,
                  *fast]) == 0  # fmt: skip
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    before = child_pids()
     assert main(["batch", str(data), "-o", str(tmp_path / "b"), "--workers", "1", *fast]) == 0
-    assert not _new_children(before), "the local cluster was not shut down"
+    assert not new_children(before), "the local cluster was not shut down"
     assert _outputs(tmp_path / "a").keys() == _outputs(tmp_path / "b").keys()
     assert len(_outputs(tmp_path / "a")) == 3
     threads = {r["batch"]["threads"] for r in _records(tmp_path / "b").values()}

@@ -7,7 +7,6 @@ into the widget; it is closed, workers and all, after the module.
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 
 from napari_nst._layers import RECORD_KEY
 from tests.conftest import WAIT_MS
+from tests.dask_cluster import child_pids, local_client, new_children
 from tests.test_fast import transformer_state
 
 PLANES = 6
@@ -24,42 +24,8 @@ PLANES = 6
 @pytest.fixture(scope="module")
 def client():
     """A client of the cluster (``client.cluster``): Dask's threads start here, not in a test."""
-    distributed = pytest.importorskip("distributed")
-    import dask
-    import psutil
-
-    from napari_nst._dask import LOOPBACK_HTTP
-
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
-        cluster = distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-            scheduler_kwargs=LOOPBACK_HTTP,
-        )
-    client = distributed.Client(cluster)
-    try:
+    with local_client() as client:
         yield client
-    finally:
-        client.close()
-        cluster.close()
-    alive = _new_children(before)
-    assert not alive, f"cluster processes left behind: {[p.cmdline() for p in alive]}"
-
-
-def _new_children(before: set[int]) -> list:
-    import psutil
-
-    new = [
-        p
-        for p in psutil.Process().children(recursive=True)
-        if p.pid not in before and "resource_tracker" not in " ".join(p.cmdline())
-    ]
-    return psutil.wait_procs(new, timeout=10)[1]
 
 
 @pytest.fixture
@@ -218,21 +184,20 @@ class Executed(WorkerPlugin):
 
 
 def test_a_local_cluster_is_started_for_the_run_and_shut_down_after(widget, qtbot, client, fast):
-    import psutil
 
     viewer = widget._viewer
     _run(widget, qtbot)
     (local,) = _outputs(viewer)
     expected = np.array(local.data)
     viewer.layers.remove(local)
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    before = child_pids()
     widget.dask_scheduler.value = "local:1"
     _run(widget, qtbot)
     (output,) = _outputs(viewer)
     np.testing.assert_array_equal(output.data, expected)
     record = output.metadata[RECORD_KEY]
     assert record["status"] == "done" and record["dask"] == {"scheduler": "local", "workers": 1}
-    assert not _new_children(before), "the run's local cluster was not shut down"
+    assert not new_children(before), "the run's local cluster was not shut down"
 
 
 def test_without_distributed_a_scheduler_says_how_to_install_it(widget, qtbot, stack, monkeypatch):
