@@ -223,9 +223,9 @@ def test_previews_never_change_the_optimisation(style_rgb):
 def test_cancel_inside_a_line_search_ends_within_one_evaluation(
     content_rgb, style_rgb, monkeypatch
 ):
-    from napari_nst.core import gatys, optim
+    from napari_nst.core import optim, prepare
 
-    job = gatys.prepare(content_rgb, style_rgb, iterations=50, **TINY)
+    job = prepare(content_rgb, style_rgb, iterations=50, **TINY)
     calls = []
     evaluate = optim.Objective.__call__
 
@@ -245,9 +245,9 @@ def test_cancel_inside_a_line_search_ends_within_one_evaluation(
 
 
 def test_cancel_before_the_first_step_ends_without_work(content_rgb, style_rgb):
-    from napari_nst.core import gatys
+    from napari_nst.core import prepare
 
-    job = gatys.prepare(content_rgb, style_rgb, iterations=50, **TINY)
+    job = prepare(content_rgb, style_rgb, iterations=50, **TINY)
     job.cancel()  # e.g. clicked while the weights were still loading
     (final,) = list(job.steps())
     assert final.done and final.cancelled and final.image is None and final.iteration == 0

@@ -7,7 +7,7 @@ import pytest
 from skimage.color import rgb2yiq
 
 from napari_nst import STOP, iter_stylize, stylize
-from napari_nst.core import gatys, style_targets
+from napari_nst.core import prepare, style_targets
 from napari_nst.core.imaging import working_shape
 
 TINY = {"weights": "random", "size": 64, "device": "cpu"}
@@ -149,7 +149,7 @@ def test_partial_nan_is_masked_and_reported_never_propagated(style_rgb):
     image = np.random.default_rng(6).random((48, 48)).astype(np.float32)
     image[:10, :10] = np.nan
     image[20, 20] = np.inf
-    job = gatys.prepare(image, style_rgb, iterations=1, **TINY)
+    job = prepare(image, style_rgb, iterations=1, **TINY)
     result = None
     for step in job.steps():
         result = step.image
@@ -166,7 +166,7 @@ def test_anisotropic_pixels_are_resized_in_physical_units():
 
 def test_anisotropic_spacing_changes_the_working_image_only(style_rgb):
     image = np.random.default_rng(7).random((40, 120)).astype(np.float32)
-    job = gatys.prepare(image, style_rgb, iterations=1, spacing=(3, 1), **TINY)
+    job = prepare(image, style_rgb, iterations=1, spacing=(3, 1), **TINY)
     assert job.shape == (64, 64)
     assert stylize(image, style_rgb, iterations=1, spacing=(3, 1), **TINY).shape == (40, 120)
 

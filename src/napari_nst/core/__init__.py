@@ -1,6 +1,7 @@
 """The engine: pure PyTorch + NumPy, no napari and no Qt (importable headless)."""
 
-from .gatys import StyleTransfer, iter_stylize, prepare, stylize
+from .api import iter_stylize, prepare, stylize
+from .gatys import StyleTransfer
 from .options import Options
 from .step import STOP, Step
 from .training import iter_train, train
