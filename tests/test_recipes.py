@@ -58,6 +58,8 @@ def test_python_replays_a_cli_record_bit_for_bit_in_its_threads(files, content_r
     assert options.seed == 3 and options.init == "blend" and options.style_strength == 0.5
     weighted = prepare(content_rgb, style_rgb, recipe=record, style_weight=5.0).options
     assert weighted.style_weight == 5.0 and weighted.style_strength is None
+    faithful = prepare(content_rgb, style_rgb, recipe=record, preset="faithful").options
+    assert faithful.style_weight == 1e5 and faithful.seed == 3  # the preset's, not the recipe's
     with pytest.raises(ValueError, match=r"unknown option\(s\) 'colour'"):
         prepare(content_rgb, style_rgb, recipe={"colour": "red"})
 

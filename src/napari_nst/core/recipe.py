@@ -54,6 +54,8 @@ class Recipe:
         if preset in PRESETS:
             for key in PRESETS[preset]:
                 base.pop(key, None)
+            if "style_weight" in PRESETS[preset]:
+                base.pop("style_strength", None)
         if "style_strength" in explicit:
             base.pop("style_weight", None)
         if "style_weight" in explicit:
