@@ -158,7 +158,7 @@ def test_what_the_widget_takes_from_the_layer_is_in_the_recipe(widget, qtbot, st
     assert np.array_equal(stylize(gray, style_rgb, recipe=record), output.data)
 
 
-def test_load_recipe_fills_every_field_and_the_layer_pickers(widget, qtbot, monkeypatch):
+def test_load_recipe_fills_every_field_and_the_layer_pickers(widget, qtbot, monkeypatch, tmp_path):
     shown: list[str] = []
     monkeypatch.setattr("napari_nst._recipes.show_info", shown.append)
     viewer = widget._viewer
@@ -181,6 +181,15 @@ def test_load_recipe_fills_every_field_and_the_layer_pickers(widget, qtbot, monk
     assert widget.content.value is viewer.layers["photo"]
     assert widget.style.value is viewer.layers["painting"]
     assert shown == ["Settings of 'photo × painting' loaded"]
+    # With no recipe file chosen, Export asks where (here: dismissed, then a path).
+    asked: list[str] = []
+    monkeypatch.setattr("napari_nst._recipes._ask_path", lambda _, name: asked.append(name))
+    widget.export_recipe.clicked.emit()
+    chosen = tmp_path / "asked.json"
+    monkeypatch.setattr("napari_nst._recipes._ask_path", lambda *_: str(chosen))
+    widget.export_recipe.clicked.emit()
+    assert asked == ["photo × painting"] and widget.recipe_file.value == chosen
+    assert json.loads(chosen.read_text())["params"] == output.metadata[RECORD_KEY]["params"]
 
 
 def test_a_layer_without_a_record_is_refused_and_nothing_is_written(widget, tmp_path, monkeypatch):

@@ -79,7 +79,7 @@ def export_recipe(widget: StyleTransferWidget, path: str | Path | None = None) -
     layer, record = _selected_record(widget, "Export recipe")
     if record is None:
         return None
-    path = path or widget.recipe_file.value or _ask_path(layer.name)
+    path = path or widget.recipe_file.value or _ask_path(widget, layer.name)
     if not path:
         return None
     try:
@@ -105,12 +105,13 @@ def _selected_record(
     return layer, record
 
 
-def _ask_path(name: str) -> str | None:
+def _ask_path(widget: StyleTransferWidget, name: str) -> str | None:
+    """A save dialog (None when dismissed), suggesting a file named after the layer."""
     from magicgui.application import use_app
 
     suggested = re.sub(r"[^\w.-]+", "_", name).strip("_") or "recipe"
     show = use_app().get_obj("show_file_dialog")
-    return show("w", caption="Export recipe", start_path=f"{suggested}.json", filter="*.json")
+    return show("w", "Export recipe", f"{suggested}.json", "*.json", widget.native)
 
 
 def _fill(widget: StyleTransferWidget, options: dict[str, Any], sources: object) -> list[str]:
