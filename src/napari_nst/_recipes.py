@@ -99,7 +99,9 @@ def _selected_record(
     layer = widget._viewer.layers.selection.active
     record = layer.metadata.get(RECORD_KEY) if layer is not None else None
     if not isinstance(record, dict) or not isinstance(record.get("params"), dict):
-        what = f"layer {layer.name!r} has no run record" if layer is not None else "no layer"
+        what = "no layer is selected"
+        if layer is not None:
+            what = f"layer {layer.name!r} has no run record"
         show_error(f"{action}: {what}; select an output layer of a style transfer run")
         return layer, None
     return layer, record
