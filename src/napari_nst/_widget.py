@@ -28,6 +28,7 @@ from napari.utils.notifications import show_error, show_info
 from . import _layers
 from ._artistic import add_artistic_controls, artistic_options
 from ._image_controls import add_image_controls, weight_box
+from ._recipes import add_recipe_controls
 from ._style_controls import add_style_controls, style_inputs, style_options
 from ._torch_in_gui import prepare_torch
 from ._workers import start_worker
@@ -110,7 +111,7 @@ class StyleTransferWidget(Container):
             self.iterations, self.size,
             *add_image_controls(self), self.device, self.weights,
             self.weights_file, self.checkpoint, self.seed, self.train, self.run, self.fit_size,
-            self.cancel, self.status,
+            self.cancel, self.status, *add_recipe_controls(self),
         ])  # fmt: skip
 
         self.weights.changed.connect(self._on_weights_changed)
