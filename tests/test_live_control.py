@@ -120,3 +120,73 @@ def test_the_cli_takes_the_pyramid_flags():
     assert Options.from_kwargs({"pyramid": "on", "pyramid_iterations": 7}).pyramid_iterations == 7
     with pytest.raises(ValueError, match="pyramid must be one of"):
         Options(pyramid="sometimes")
+
+
+def _steered_run(content, style, **options):
+    """A run steered as a user would: weights changed at iteration 3, then continued."""
+    job = prepare(content, style, iterations=5, **TINY, **options)
+    record = RunRecord(job.options.to_dict())
+    steps = job.steps()
+    for step in steps:
+        record.update(step)
+        if step.iteration == 2:
+            record.update(steps.send({"style_weight": 3e5, "tv_weight": 0.5}))
+    result = None
+    for step in job.continued(3).steps():
+        record.update(step)
+        result = step.image if step.image is not None else result
+    return record.to_dict(), result
+
+
+def test_a_steered_and_continued_run_is_recorded_and_replays_exactly(content_rgb, style_rgb):
+    from napari_nst.core import stylize
+
+    record, result = _steered_run(content_rgb, style_rgb)
+    assert record["weight_changes"] == [{"iteration": 3, "style_weight": 3e5, "tv_weight": 0.5}]
+    assert record["continued"] == [{"after": 5, "iterations": 3}]
+    assert record["iteration"] == 8 and len(record["history"]) == 8
+    assert record["status"] == "done"
+    replayed = stylize(content_rgb, style_rgb, recipe=record)
+    assert np.array_equal(replayed, result)
+    plain = dict(record, weight_changes=[], continued=[])
+    assert not np.array_equal(stylize(content_rgb, style_rgb, recipe=plain), result)
+
+
+def test_the_cli_replays_a_steered_record(content_rgb, style_rgb, tmp_path):
+    import json
+
+    from skimage import io
+
+    from napari_nst.cli import main
+
+    record, result = _steered_run(content_rgb, style_rgb)
+    io.imsave(tmp_path / "content.png", content_rgb, check_contrast=False)
+    io.imsave(tmp_path / "style.png", style_rgb, check_contrast=False)
+    (tmp_path / "recipe.json").write_text(json.dumps(record))
+    out, log = tmp_path / "out.png", tmp_path / "log.json"
+    code = main([
+        "stylize", str(tmp_path / "content.png"), str(tmp_path / "style.png"), "-o", str(out),
+        "--recipe", str(tmp_path / "recipe.json"), "--log-json", str(log), "--quiet",
+    ])  # fmt: skip
+    assert code == 0
+    assert np.array_equal(io.imread(out), result)
+    replay = json.loads(log.read_text())
+    assert replay["weight_changes"] == record["weight_changes"]
+    assert replay["continued"] == record["continued"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"weight_changes": [{"iteration": 2, "lr": 1}]}, "can change"),
+        ({"weight_changes": [{"iteration": "2", "style_weight": 1}]}, "whole numbers"),
+        ({"continued": [{"after": 3}]}, "whole numbers"),
+        ({"continued": "soon"}, "must be a list"),
+    ],
+)
+def test_bad_steering_in_a_recipe_is_refused(content_rgb, style_rgb, entry, message):
+    from napari_nst.core.recipe import RecipeError
+
+    record = {"params": {"iterations": 3, **TINY}, **entry}
+    with pytest.raises(RecipeError, match=message):
+        prepare(content_rgb, style_rgb, recipe=record)

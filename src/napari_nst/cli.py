@@ -114,17 +114,20 @@ def _stylize(args: argparse.Namespace) -> int:
     if threads is None and recipe is not None:
         threads = recipe.threads
     with torch_threads(threads):
-        code, log = _run_stylize(args, options)
+        code, log = _run_stylize(args, options, recipe)
     for note in differences(recipe, log) if recipe is not None else ():
         print(f"{PROG}: note: unlike the recipe's run, {note}", file=sys.stderr)
     return code
 
 
-def _run_stylize(args: argparse.Namespace, options: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+def _run_stylize(
+    args: argparse.Namespace, options: dict[str, Any], recipe: Any = None
+) -> tuple[int, dict[str, Any]]:
     from tqdm import tqdm
 
     from .core import prepare
     from .core.record import RunRecord
+    from .core.replay import steered
 
     if args.labels:
         options["labels"] = read_image(args.labels, "labels image")
@@ -137,7 +140,8 @@ def _run_stylize(args: argparse.Namespace, options: dict[str, Any]) -> tuple[int
     check_writable(args.output, len(rendering.shape), rgb=rendering.kind != "gray")
     style_names = args.style[0] if len(args.style) == 1 else args.style or None
     record = RunRecord(run.options.to_dict(), {"content": args.content, "style": style_names})
-    steps = run.steps()
+    steering = recipe.steering if recipe is not None and run.options.method == "gatys" else None
+    steps = steered(run, steering) if steering else run.steps()
     result = rendering.empty()
     written = False  # any plane (or preview) in ``result`` yet
     # The bar starts with the first step: an error while loading weights stays one line,
@@ -150,6 +154,8 @@ def _run_stylize(args: argparse.Namespace, options: dict[str, Any]) -> tuple[int
             where = {"plane": f"{step.plane + 1}/{step.planes}"} if step.planes > 1 else {}
             loss = {"loss": f"{step.losses['total']:.4g}"} if step.losses else {}
             bar.set_postfix(**loss, **where, refresh=False)
+            if bar.total != step.total:  # a replayed continuation adds iterations
+                bar.total = step.total
             bar.update(step.iteration - bar.n)
             record.update(step)
             if step.image is not None:

@@ -16,6 +16,7 @@ from .fast import FastTransfer
 from .gatys import StyleTransfer
 from .options import Options
 from .recipe import Recipe, parse_recipe
+from .replay import steered
 from .step import Step
 
 
@@ -50,7 +51,7 @@ def iter_stylize(
     the record's torch thread count, in force while the run computes.
     """
     recipe = _parsed(recipe)
-    steps = prepare(content, style, recipe=recipe, **options).steps()
+    steps = _steps(prepare(content, style, recipe=recipe, **options), recipe)
     threads = recipe.threads if recipe is not None else None
     return steps if threads is None else _with_threads(steps, threads)
 
@@ -63,10 +64,17 @@ def stylize(
     job = prepare(content, style, recipe=recipe, **options)
     result = job.rendering.empty()
     with torch_threads(recipe.threads if recipe is not None else None):
-        for step in job.steps():
+        for step in _steps(job, recipe):
             if step.image is not None:
                 result[step.index] = step.image
     return result
+
+
+def _steps(job: StyleTransfer | FastTransfer, recipe: Recipe | None) -> Iterator[Step]:
+    """The run's steps, steered as the recipe's run was (weights sent, continued)."""
+    if recipe is None or not recipe.steering or isinstance(job, FastTransfer):
+        return job.steps()
+    return steered(job, recipe.steering)
 
 
 def _parsed(recipe: object) -> Recipe | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .options import PRESETS, Options
+from .replay import Steering
 
 NOT_REPLAYED = frozenset({"preview_every"})
 """Record params that describe how a run was watched, not what it made (previews are
@@ -40,6 +41,8 @@ class Recipe:
     threads: int | None = None
     ran_with: dict[str, Any] = field(default_factory=dict)
     """The record's device, precision, weights and checkpoint hashes (empty for a plain dict)."""
+    steering: Steering = field(default_factory=Steering)
+    """Weights the user changed mid-run and continuations, replayed at the same iterations."""
 
     def merged(self, explicit: dict[str, Any]) -> dict[str, Any]:
         """The recipe's options with ``explicit`` ones on top.
@@ -103,7 +106,11 @@ def parse_recipe(data: object, name: str = "recipe") -> Recipe:
     threads = data.get("threads")
     if threads is not None and (type(threads) is not int or not 1 <= threads <= MAX_THREADS):
         raise RecipeError(f"{name}: threads must be a whole number from 1 to {MAX_THREADS}")
-    return Recipe(options, threads, _ran_with(data))
+    try:
+        steering = Steering.from_record(data, name)
+    except ValueError as exc:
+        raise RecipeError(str(exc)) from None
+    return Recipe(options, threads, _ran_with(data), steering)
 
 
 def _ran_with(record: dict[str, Any]) -> dict[str, Any]:

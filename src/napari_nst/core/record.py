@@ -53,9 +53,12 @@ class RunRecord:
         self.message = ""
         self.early_stops: list[dict[str, int]] = []
         self.weight_changes: list[dict[str, float]] = []
+        self.continued: list[dict[str, int]] = []
         self._versions = versions()
 
     def update(self, step: Step) -> None:
+        if self.status in ("done", "cancelled") and step.iteration > self.iteration:
+            self.reopen(step.total - self.iteration)  # a continued run's first step
         self.iteration = step.iteration
         self.planes = {"done": step.plane + int(step.plane_done), "total": step.planes}
         self.losses = dict(step.losses)
@@ -71,8 +74,10 @@ class RunRecord:
         if step.done:
             self.status = "cancelled" if step.cancelled else "done"
 
-    def reopen(self) -> None:
-        """A finished run goes on for more iterations ("Continue"): the record runs again."""
+    def reopen(self, iterations: int) -> None:
+        """A finished run goes on for ``iterations`` more ("Continue"): the record runs
+        again, and says where the continuation began, so that a replay can too."""
+        self.continued.append({"after": self.iteration, "iterations": iterations})
         self.status, self.message = "running", ""
 
     def finish(self, status: str, message: str = "") -> None:
@@ -96,6 +101,8 @@ class RunRecord:
         }
         if self.weight_changes:
             record["weight_changes"] = self.weight_changes
+        if self.continued:
+            record["continued"] = self.continued
         if self.early_stops:
             record["early_stop"] = self.early_stops
         if self.message:
