@@ -65,9 +65,13 @@ class LiveControl:
     def started(self, worker: Any) -> None:
         """A run has started (a new one, a queued one, or a continuation)."""
         self._finished, self._cancelling = None, False
+        from ._dask_stack import StackOnDask
+
         worker.paused.connect(self._on_paused)
         worker.resumed.connect(self._on_resumed)
-        self._widget.pause.enabled, self._widget.resume.enabled = True, False
+        # A Dask stack's planes run on the cluster: holding the stream would not pause them.
+        pausable = not isinstance(self._widget._job, StackOnDask)
+        self._widget.pause.enabled, self._widget.resume.enabled = pausable, False
         self._refresh()
 
     def ended(self, job: Any, record: Any, output: Any, target: Any, spec: dict[str, Any]) -> None:
