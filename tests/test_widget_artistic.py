@@ -27,6 +27,7 @@ def test_artistic_options_reach_the_run_record(widget, qtbot):
     widget.preserve_color.value = "luminance"
     widget.style_scale.value = 0.75
     widget.early_stop_tol.value = 0.05
+    widget.pyramid.value = "off"
     widget.run.clicked.emit()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
     (output,) = [layer for layer in widget._viewer.layers if RECORD_KEY in layer.metadata]
@@ -35,10 +36,13 @@ def test_artistic_options_reach_the_run_record(widget, qtbot):
     params = record["params"]
     assert params["preserve_color"] == "luminance" and params["style_scale"] == 0.75
     assert params["early_stop_tol"] == 0.05 and params["preset"] is None
+    assert params["pyramid"] == "off"
 
 
 def test_artistic_controls_are_for_the_optimisation_only(widget):
-    controls = ("preset", "style_strength", "style_scale", "preserve_color", "early_stop_tol")
+    controls = (
+        "preset", "style_strength", "style_scale", "preserve_color", "early_stop_tol", "pyramid"
+    )  # fmt: skip
     assert all(getattr(widget, name).native.isVisibleTo(widget.native) for name in controls)
     widget.method.value = "fast"
     assert not any(getattr(widget, name).native.isVisibleTo(widget.native) for name in controls)

@@ -18,8 +18,9 @@ CUSTOM = "custom"
 
 
 def add_artistic_controls(widget: StyleTransferWidget) -> list[Widget]:
-    """Create ``preset``, ``style_strength``, ``style_scale``, ``preserve_color`` and
-    ``early_stop_tol`` on ``widget`` (reachable by name), wired to its weight boxes."""
+    """Create ``preset``, ``style_strength``, ``style_scale``, ``preserve_color``,
+    ``early_stop_tol`` and ``pyramid`` on ``widget`` (reachable by name), wired to its
+    weight boxes."""
     from .core.options import PRESETS, STYLE_STRENGTH_RANGE
 
     low, high = STYLE_STRENGTH_RANGE
@@ -54,6 +55,15 @@ def add_artistic_controls(widget: StyleTransferWidget) -> list[Widget]:
         "Stop once the loss changes by less than this fraction 5 iterations in a row (0 = off)."
     )
 
+    widget.pyramid = ComboBox(
+        name="pyramid",
+        label="coarse to fine",
+        choices=["auto", "on", "off"],
+        value="auto",
+        tooltip="Optimise at 128 px first, then in √2 steps up to the size: large "
+        "structures form cheaply (auto: on above 512 px).",
+    )
+
     def on_preset(name: str) -> None:
         if name == CUSTOM:
             return
@@ -77,6 +87,7 @@ def add_artistic_controls(widget: StyleTransferWidget) -> list[Widget]:
         widget.style_scale,
         widget.preserve_color,
         widget.early_stop_tol,
+        widget.pyramid,
     ]
 
 
@@ -86,6 +97,7 @@ def artistic_options(widget: StyleTransferWidget) -> dict[str, Any]:
         "style_scale": widget.style_scale.value,
         "preserve_color": widget.preserve_color.value,
         "early_stop_tol": widget.early_stop_tol.value or None,
+        "pyramid": widget.pyramid.value,
     }
     if widget.preserve_color.value == "luminance":
         options["luminance_only"] = True

@@ -128,6 +128,18 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="keep the content's colours: match the style's histogram, or transfer on luminance",
     )
     parser.add_argument(
+        "--pyramid",
+        choices=["auto", "on", "off"],
+        default=opt,
+        help="coarse-to-fine from 128 px in √2 steps (auto: on above 512 px)",
+    )
+    parser.add_argument(
+        "--pyramid-iterations",
+        type=int,
+        default=opt,
+        help="iterations per coarse level (a fifth of --iterations, at least 10)",
+    )
+    parser.add_argument(
         "--early-stop-tol",
         type=float,
         default=opt,

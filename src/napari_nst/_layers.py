@@ -58,7 +58,7 @@ def select(layer: Image, viewer: napari.Viewer | None, whole_stack: bool) -> Sel
     rows, columns = displayed_axes(layer, viewer)
     others = tuple(axis for axis in range(spatial) if axis not in (rows, columns))
     order = (*others, rows, columns)
-    channel = (spatial,) if layer.rgb else ()
+    channel = (spatial,) if getattr(layer, "rgb", False) else ()  # Labels have no channels
     view = _transpose(data, order + channel)
     index = None if whole_stack or not others else _shown_index(layer, viewer, others, data)
     content = view[index] if index is not None else view

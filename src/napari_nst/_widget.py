@@ -30,6 +30,7 @@ from ._artistic import add_artistic_controls, artistic_options
 from ._image_controls import add_image_controls, weight_box
 from ._job_queue import JobQueue
 from ._live_control import LiveControl
+from ._style_controls import add_style_controls, style_inputs, style_options
 from ._sweep import SweepControls
 from ._torch_in_gui import prepare_torch
 from ._workers import start_worker
@@ -105,11 +106,13 @@ class StyleTransferWidget(Container):
         self.cancel = PushButton(name="cancel", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
         self._artistic = add_artistic_controls(self)
+        self._styles = add_style_controls(self)
         self._live, self._sweeps = LiveControl(self), SweepControls(self)
         self.queue = JobQueue(self._start, lambda: self.running)
         self.extend([
-            self.content, self.style, self.method, *self._artistic[:2], self.content_weight,
-            self.style_weight, self.tv_weight, *self._artistic[2:], self.iterations, self.size,
+            self.content, self.style, *self._styles, self.method, *self._artistic[:2],
+            self.content_weight, self.style_weight, self.tv_weight, *self._artistic[2:],
+            self.iterations, self.size,
             *add_image_controls(self), self.device, self.weights,
             self.weights_file, self.checkpoint, self.seed, self.train, self.run, self.fit_size,
             self.cancel, *self._live.widgets, self.status, self.queue, *self._sweeps.widgets,
@@ -141,7 +144,7 @@ class StyleTransferWidget(Container):
         weights = self.weights.value
         if weights == "file":
             weights = str(self.weights_file.value)
-        return {
+        options = {
             "method": self.method.value,
             "checkpoint": str(self.checkpoint.value) if self.method.value == "fast" else None,
             "content_weight": self.content_weight.value,
@@ -156,7 +159,8 @@ class StyleTransferWidget(Container):
             "slice_weight": self.slice_weight.value,
             "luminance_only": self.luminance_only.value,
             "output_range": self.output_range.value,
-        } | artistic_options(self)
+        }
+        return options | artistic_options(self) | style_options(self)
 
     def _on_run(self) -> None:
         """Start a run, or queue it behind the one going (validated now either way)."""
@@ -197,18 +201,21 @@ class StyleTransferWidget(Container):
         if content is style and not fast:
             raise ValueError("content and style are the same layer; pick a painting as style")
         selection = _layers.select(content, self._viewer, whole_stack=self.stack.value == "all")
-        style_plane = None if fast else _layers.select(style, self._viewer, False).data
+        inputs = style_inputs(self, content, style, selection)
         job = prepare_run(
             selection.data,
-            style_plane,
+            inputs.styles,
             self.dask_scheduler.value if self.stack.value == "all" else "",
+            labels=inputs.labels,
             contrast_limits=_layers.gray_contrast_limits(content),
             spacing=selection.spacing,
             preview_every=max(1, self.iterations.value // 100),
             **(self.options() | overrides),
         )
         style_name = Path(str(self.checkpoint.value)).stem if fast else style.name
-        return job, _layers.output_spec(content, style_name, selection)
+        spec = _layers.output_spec(content, style_name, selection)
+        spec["sources"] |= inputs.sources
+        return job, spec
 
     def _start(self, job: StyleTransfer, spec: dict[str, Any]) -> None:
         from .core.record import RunRecord
@@ -355,7 +362,8 @@ class StyleTransferWidget(Container):
         """Show what the method uses: the optimisation's knobs, or a model file."""
         gatys = method == "gatys"
         for widget in (self.style, self.content_weight, self.style_weight, self.tv_weight,
-                       self.iterations, self.weights, self.seed, *self._artistic):  # fmt: skip
+                       self.iterations, self.weights, self.seed, *self._artistic,
+                       *self._styles):  # fmt: skip
             widget.visible = gatys
         self.weights_file.visible = gatys and self.weights.value == "file"
         self.checkpoint.visible = not gatys

@@ -12,6 +12,7 @@ targets. Each plane after the first starts from its neighbour's result and, with
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -20,13 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import devices, imaging, memory, regions
+from . import devices, imaging, memory, pyramid, regions
 from .features import VGGFeatures
 from .losses import ContentLoss, StyleTransferLoss
-from .optim import Cancelled, EarlyStop, Objective, ReusingClosure, make_optimizer
 from .options import Options
+from .plane_run import LevelRun, Position
 from .rendering import Rendering
-from .step import STOP, Step
+from .step import Step
 from .style_targets import blend, targets_for
 from .weights import VGGWeights, check_covers, load_vgg19
 
@@ -51,6 +52,7 @@ class StyleTransfer:
                 f"{len(styles)} style image(s)"
             )
         self.options, self.blend_weights = options, blend_weights
+        self._inputs = (content, styles, labels)
         self.layout = imaging.inspect(
             content, "content image", options.contrast_limits, stack=options.stack == "all"
         )
@@ -74,6 +76,9 @@ class StyleTransfer:
             ]
         except ValueError as exc:
             raise ValueError(f"style_scale {options.style_scale} is too small: {exc}") from None
+        self.levels = pyramid.schedule(
+            self.layout.plane_shape, [s.unit.shape[:2] for s in self._styles], options
+        )
         self.device = devices.resolve_device(options.device)
         self.precision = devices.resolve_precision(options.precision, self.device)
         height, width = self.shape
@@ -81,6 +86,13 @@ class StyleTransfer:
         self.weights: VGGWeights | None = None
         self.non_finite = 0
         self._stop = threading.Event()
+        self.final_images: dict[tuple[int, ...], torch.Tensor] = {}
+        """Each plane's result at working size (on the CPU), for :meth:`continued`."""
+        self.last_iteration = 0
+        self._start_images: dict[tuple[int, ...], torch.Tensor] = {}
+        self._first_iteration = 0
+        self._live_weights: dict[str, float] = {}
+        self._unreported: dict[str, float] = {}
 
     @property
     def style_shape(self) -> tuple[int, int]:
@@ -101,6 +113,7 @@ class StyleTransfer:
 
     def info(self) -> dict[str, Any]:
         """Where and how the run executes, for run records (weights once loaded)."""
+        levels = [level.describe() for level in self.levels] if len(self.levels) > 1 else None
         return {
             "device": str(self.device),
             "precision": self.precision,
@@ -109,7 +122,7 @@ class StyleTransfer:
             "result": {"shape": list(self.rendering.shape), "dtype": str(self.rendering.dtype)},
             "non_finite_pixels": self.non_finite,
             "weights": self.weights.describe() if self.weights else {"source": None},
-        }
+        } | ({"pyramid": levels} if levels else {})
 
     def steps(self) -> Iterator[Step]:
         """Optimise and stream progress; ``send(STOP)`` ends with the best image so far.
@@ -139,106 +152,86 @@ class StyleTransfer:
 
     def _optimise(self) -> Iterator[Step]:
         opts = self.options
-        run = _Progress(time.perf_counter(), self.planes * opts.iterations)
+        levels = self.levels
+        run = _Progress(time.perf_counter(), self._first_iteration + self._iterations_total())
         self.weights = load_vgg19(opts.weights, seed=opts.seed)
         check_covers(self.weights, opts.content_layers + opts.style_layers)
         devices.configure(self.device)
         extractor = self._extractor()
+        base = self._first_iteration
         if self._stop.is_set():  # cancelled while the weights loaded
-            yield _stopped_early(run)
+            yield _stopped_early(run, base)
             return
-        loss_fn = self._loss(extractor)
+        losses: dict[int, StyleTransferLoss] = {}
         previous: torch.Tensor | None = None
         for number, index in enumerate(self.layout.indices):
             if self._stop.is_set():  # between planes, or while the style targets were built
-                yield _stopped_early(run, number, self.planes)
+                yield _stopped_early(run, base, number, self.planes)
                 return
             plane = imaging.read_plane(self._content, index, self.layout)
             self.non_finite += plane.non_finite
-            content = imaging.to_tensor(self._working(plane.unit), self.shape, self.device)
-            with torch.no_grad(), devices.autocast(self.device, self.precision):
-                loss_fn.set_content(extractor(content))
-                if previous is not None and opts.slice_weight > 0:
-                    loss_fn.set_reference(self._content_features(extractor, previous))
-            start = self._initial_image(content) if previous is None else previous
-            where = {"index": index, "plane": number, "planes": self.planes}
-            previous = yield from self._optimise_plane(
-                start, plane, where, extractor, loss_fn, run
-            )
-            if previous is None:  # stopped
-                return
+            image = self._start_images.get(index, previous)
+            if image is not None:
+                image = image.to(self.device)
+            # Coarse-to-fine only from scratch: a neighbour's result is already coarse-fine.
+            for number_of_level in range(0 if image is None else len(levels) - 1, len(levels)):
+                level = levels[number_of_level]
+                if number_of_level not in losses:
+                    losses[number_of_level] = self._loss(extractor, level)
+                loss_fn = losses[number_of_level]
+                content = imaging.to_tensor(self._working(plane.unit), level.shape, self.device)
+                with torch.no_grad(), devices.autocast(self.device, self.precision):
+                    loss_fn.set_content(extractor(content))
+                    if previous is not None and opts.slice_weight > 0:
+                        loss_fn.set_reference(self._content_features(extractor, previous))
+                start = self._initial_image(content) if image is None else image
+                where = Position(
+                    index, number, self.planes, number_of_level, len(levels), base, run.total,
+                    run.start, run.evaluations,
+                )  # fmt: skip
+                level_run = LevelRun(
+                    opts, (extractor, loss_fn, self.device, self.precision), self.rendering.render,
+                    self._stop.is_set, self._live_weights, self._unreported,
+                )  # fmt: skip
+                finished = yield from level_run.steps(
+                    pyramid.upsample(start, level.shape), plane, where, level.iterations
+                )
+                run.evaluations += level_run.evaluations
+                self.last_iteration = base + level_run.last
+                base += level.iterations
+                image = level_run.result
+                if image is not None and level is levels[-1]:
+                    self.final_images[index] = image.detach().to("cpu", copy=True)
+                if not finished:
+                    return
+            previous = image
 
-    def _optimise_plane(
-        self,
-        start: torch.Tensor,
-        plane: imaging.Plane,
-        where: dict[str, Any],
-        extractor: VGGFeatures,
-        loss_fn: StyleTransferLoss,
-        run: _Progress,
-    ) -> Iterator[Step]:
-        """Optimise one plane; returns its best image, or None when stopped."""
-        opts = self.options
-        image = start.detach().clone().contiguous().requires_grad_(True)
-        optimizer = make_optimizer(image, opts)
-        objective = Objective(
-            image, extractor, loss_fn, optimizer, self.device, self.precision, self._stop.is_set
+    def continued(self, iterations: int) -> StyleTransfer:
+        """The same run for ``iterations`` more, each plane from this run's result.
+
+        Numbering goes on from where this run stopped, so one record holds both;
+        weights changed during this run stay changed. Raises ``ValueError`` when
+        this run has no result to continue from.
+        """
+        if not self.final_images:
+            raise ValueError("there is no finished result to continue from")
+        content, styles, labels = self._inputs
+        options = dataclasses.replace(
+            self.options, iterations=iterations, pyramid="off", **self._live_weights
         )
-        closure = ReusingClosure(image, objective)
-        last_plane = where["plane"] == where["planes"] - 1
-        # crowsonkb's smoothing: show and return a moving average of the iterates.
-        average = image.detach().clone() if opts.ema else None
+        job = StyleTransfer(content, styles, options, labels)
+        job._start_images = dict(self.final_images)
+        job._first_iteration = self.last_iteration
+        return job
 
-        def result(final: bool) -> torch.Tensor:
-            if average is not None:
-                return average
-            return objective.best_image if final else image
-
-        def step(
-            iteration: int, done: bool, cancelled: bool = False, converged: bool = False
-        ) -> Step:
-            final = done or cancelled  # a plane's result is the best image it evaluated
-            preview = final or iteration % opts.preview_every == 0
-            return Step(
-                iteration=where["plane"] * opts.iterations + iteration,
-                total=run.total,
-                losses=objective.best_losses if final else closure.losses,
-                elapsed=time.perf_counter() - run.start,
-                image=self.rendering.render(result(final), plane) if preview else None,
-                done=(done and last_plane) or cancelled,
-                cancelled=cancelled,
-                evaluations=run.evaluations + closure.evaluations,
-                plane_done=done,
-                converged=converged,
-                **where,
-            )
-
-        early_stop = EarlyStop(opts.early_stop_tol, opts.early_stop_patience)
-
-        for iteration in range(1, opts.iterations + 1):
-            closure.begin_step()
-            try:
-                with torch.inference_mode(False), torch.enable_grad():
-                    optimizer.step(closure)
-            except Cancelled:  # mid-step: the best image evaluated so far stands
-                yield step(iteration - 1, done=False, cancelled=True)
-                return None
-            if opts.optimizer == "adam":
-                with torch.no_grad():
-                    image.clamp_(0, 1)
-            if average is not None:
-                average.lerp_(image.detach(), 1 - opts.ema)
-            converged = iteration < opts.iterations and early_stop.settled(closure.losses)
-            done = converged or iteration == opts.iterations
-            command = yield step(iteration, done, converged=converged)
-            if command == STOP and not (done and last_plane):
-                # A plane that has just finished counts as finished in the record.
-                yield step(iteration, done=done, cancelled=True)
-                return None
-            if done:
-                break
-        run.evaluations += closure.evaluations
-        return result(final=True)
+    def _iterations_total(self) -> int:
+        """Iterations of the whole run: the first plane climbs the pyramid, the rest
+        (which start from a neighbour) and continued planes run at full size only."""
+        full = self.levels[-1].iterations
+        climb = sum(level.iterations for level in self.levels)
+        if self._start_images:
+            return self.planes * full
+        return climb + (self.planes - 1) * full
 
     def _content_features(
         self, extractor: VGGFeatures, image: torch.Tensor
@@ -288,8 +281,8 @@ class StyleTransfer:
         )
         return extractor.to(self.device, memory_format=torch.channels_last)
 
-    def _loss(self, extractor: VGGFeatures) -> StyleTransferLoss:
-        """The loss with its style targets, computed once for every plane of the run."""
+    def _loss(self, extractor: VGGFeatures, level: pyramid.Level) -> StyleTransferLoss:
+        """The loss with its style targets at ``level``'s size, computed once per run."""
         opts = self.options
         weights = self.weights
         assert weights is not None
@@ -307,11 +300,11 @@ class StyleTransfer:
                 self.device,
                 self.precision,
             )
-            for style, shape in zip(self._styles, self.style_shapes, strict=True)
+            for style, shape in zip(self._styles, level.style_shapes, strict=True)
         ]
         targets = blend(sets, self.blend_weights)
         if self._regions is not None:  # styles per label region
-            targets = self._regions.losses(sets, targets, self.shape, self.device)
+            targets = self._regions.losses(sets, targets, level.shape, self.device)
         placeholder = {name: ContentLoss(torch.zeros(())) for name in opts.content_layers}
         return StyleTransferLoss(
             content=placeholder,
@@ -341,10 +334,10 @@ def _style_role(number: int, count: int) -> str:
     return f"style image {number}" if count > 1 else "style image"
 
 
-def _stopped_early(run: _Progress, plane: int = 0, planes: int = 1) -> Step:
+def _stopped_early(run: _Progress, iteration: int, plane: int = 0, planes: int = 1) -> Step:
     """The final step of a run cancelled before (or between) its planes' work."""
     return Step(
-        iteration=plane * (run.total // max(planes, 1)),
+        iteration=iteration,
         total=run.total,
         losses={},
         elapsed=time.perf_counter() - run.start,

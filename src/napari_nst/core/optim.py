@@ -107,6 +107,10 @@ class ReusingClosure:
     def begin_step(self) -> None:
         self._first_call = True
 
+    def forget(self) -> None:
+        """Drop the remembered point: the objective itself has changed (new weights)."""
+        self._point = self._grad = self._loss = None
+
     def __call__(self) -> torch.Tensor:
         image = self.image
         if self._point is not None and torch.equal(self._point, image.detach()):

@@ -23,6 +23,7 @@ STACKS = ("slice", "all")
 OUTPUT_RANGES = ("original", "unit")
 PRESERVE_COLORS = ("none", "histogram", "luminance")
 PADDINGS = ("zeros", "reflect", "replicate")
+PYRAMIDS = ("auto", "on", "off")
 DEFAULT_STYLE_WEIGHT = 1e6
 PRESETS: dict[str, dict[str, Any]] = {
     "faithful": {"style_weight": 1e5, "tv_weight": 1.0, "init": "content"},
@@ -87,6 +88,8 @@ class Options:
     padding: str = "zeros"
     preset: str | None = None
     style_strength: float | None = None
+    pyramid: str = "auto"
+    pyramid_iterations: int | None = None
 
     @classmethod
     def from_kwargs(cls, options: dict[str, Any]) -> Options:
@@ -121,6 +124,9 @@ class Options:
             _non_negative("early_stop_tol", self.early_stop_tol, maximum=1.0)
         _integer("early_stop_patience", self.early_stop_patience, minimum=1)
         _choice("padding", self.padding, PADDINGS)
+        _choice("pyramid", self.pyramid, PYRAMIDS)
+        if self.pyramid_iterations is not None:
+            _integer("pyramid_iterations", self.pyramid_iterations, minimum=1)
         if self.ema is not None:
             _non_negative("ema", self.ema, maximum=1.0)
             if not 0 < self.ema < 1:

@@ -40,12 +40,15 @@ class RunRecord:
         self.planes = {"done": 0, "total": 1}
         self.message = ""
         self.early_stops: list[dict[str, int]] = []
+        self.weight_changes: list[dict[str, float]] = []
         self._versions = versions()
 
     def update(self, step: Step) -> None:
         self.iteration = step.iteration
         self.planes = {"done": step.plane + int(step.plane_done), "total": step.planes}
         self.losses = dict(step.losses)
+        if step.reweighted:  # the user steered the run: these weights hold from here
+            self.weight_changes.append({"iteration": step.iteration, **step.reweighted})
         if step.converged:  # early stopping ended this plane
             self.early_stops.append({"plane": step.plane, "iteration": step.iteration})
         if not step.cancelled:
@@ -55,6 +58,10 @@ class RunRecord:
             self.history.append(entry)
         if step.done:
             self.status = "cancelled" if step.cancelled else "done"
+
+    def reopen(self) -> None:
+        """A finished run goes on for more iterations ("Continue"): the record runs again."""
+        self.status, self.message = "running", ""
 
     def finish(self, status: str, message: str = "") -> None:
         if status not in STATUSES:
@@ -74,6 +81,8 @@ class RunRecord:
             "sources": self.sources,
             "versions": self._versions,
         }
+        if self.weight_changes:
+            record["weight_changes"] = self.weight_changes
         if self.early_stops:
             record["early_stop"] = self.early_stops
         if self.message:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -44,3 +45,8 @@ class Step:
     """A file written at this step (training checkpoints)."""
     converged: bool = False
     """True on a plane's final step when early stopping ended it before ``iterations``."""
+    level: int = 0
+    """Coarse-to-fine level of this step, counting from 0; ``levels - 1`` is full size."""
+    levels: int = 1
+    reweighted: dict[str, Any] = field(default_factory=dict)
+    """Weights ``send``-ed mid-run, on the first step whose losses use them."""
