@@ -12,6 +12,13 @@ from napari_nst._sweep import sweep_values, text_overlay
 from tests.conftest import WAIT_MS
 
 
+@pytest.fixture
+def widget(widget):
+    """The conftest widget; a failed test leaves no queued run to start at teardown."""
+    yield widget
+    widget.queue.drop_all()
+
+
 def _outputs(viewer) -> list:
     return [layer for layer in viewer.layers if RECORD_KEY in layer.metadata]
 
@@ -182,3 +189,79 @@ def test_blank_sweep_values_are_log_spaced_around_the_current_value(parameter, c
     assert sweep_values("", parameter, current) == pytest.approx(expected)
     if parameter == "iterations":
         assert all(isinstance(value, int) for value in sweep_values("", parameter, current))
+
+
+def _weight_changes(widget) -> list:
+    return widget._record.weight_changes if widget._record is not None else []
+
+
+def _reweighted(widget) -> bool:
+    return bool(_weight_changes(widget))
+
+
+def test_a_weight_changed_mid_run_applies_from_the_next_iteration(widget, qtbot):
+    widget.iterations.value = 2000
+    widget.run.clicked.emit()
+    qtbot.waitUntil(lambda: _iteration(widget) >= 3, timeout=WAIT_MS)
+    asked_at = _iteration(widget)
+    widget.style_weight.value = 0.0
+    qtbot.waitUntil(lambda: _reweighted(widget), timeout=WAIT_MS)
+    changed = lambda: _iteration(widget) >= _weight_changes(widget)[0]["iteration"] + 2  # noqa: E731
+    qtbot.waitUntil(changed, timeout=WAIT_MS)
+    widget.cancel.clicked.emit()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+
+    (output,) = _outputs(widget._viewer)
+    record = output.metadata[RECORD_KEY]
+    (change,) = record["weight_changes"]
+    changed_at = change.pop("iteration")
+    assert change == {"content_weight": 1.0, "style_weight": 0.0, "tv_weight": 1.0}
+    assert changed_at > asked_at
+    style = {entry["iteration"]: entry["losses"]["style"] for entry in record["history"]}
+    assert all(style[n] > 0 for n in range(1, changed_at))
+    assert all(style[n] == 0 for n in style if n >= changed_at)  # weighted by the new 0
+
+
+def test_weights_changed_during_a_sweep_keep_the_swept_value(widget, qtbot):
+    widget.iterations.value = 2000
+    widget.sweep_values.value = "1e4, 1e5"
+    widget.sweep.clicked.emit()
+    qtbot.waitUntil(lambda: _iteration(widget) >= 2, timeout=WAIT_MS)
+    widget.tv_weight.value = 5.0
+    qtbot.waitUntil(lambda: _reweighted(widget), timeout=WAIT_MS)
+    widget.queue[0].cancel.clicked.emit()
+    widget.cancel.clicked.emit()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    (output,) = _outputs(widget._viewer)
+    first, second = output.metadata[RECORD_KEY]["sweep"]["records"]
+    assert second is None  # removed from the queue before it ran
+    (change,) = first["weight_changes"]
+    assert change["style_weight"] == 1e4 and change["tv_weight"] == 5.0
+
+
+def test_continue_adds_iterations_to_the_same_layer_and_record(widget, qtbot):
+    widget.iterations.value = 4
+    widget.run.clicked.emit()
+    assert not widget.continue_run.enabled
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    (output,) = _outputs(widget._viewer)
+    first = np.array(output.data, copy=True)
+    assert widget.continue_run.enabled
+
+    widget.iterations.value = 3
+    widget.continue_run.clicked.emit()
+    assert widget.running and widget._record.status == "running"
+    assert not widget.continue_run.enabled
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+
+    assert _outputs(widget._viewer) == [output]  # the same layer
+    record = output.metadata[RECORD_KEY]
+    assert record["status"] == "done" and record["iteration"] == 7
+    assert [entry["iteration"] for entry in record["history"]] == list(range(1, 8))
+    total = [entry["losses"]["total"] for entry in record["history"]]
+    assert total[4] < 0.8 * total[0]  # from where it stopped, not from the content again
+    assert not np.array_equal(output.data, first)
+
+    assert widget.continue_run.enabled
+    widget._viewer.layers.remove(output)  # the finished run is let go with its layer
+    assert not widget.continue_run.enabled and widget._live._finished is None
