@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from magicgui.widgets import Container, Label, PushButton
+from qtpy.QtWidgets import QSizePolicy
 
 
 class JobQueue(Container):
@@ -37,8 +38,11 @@ class JobQueue(Container):
             return
         row = Container(layout="horizontal", labels=False, scrollable=False)
         row.margins = (0, 0, 0, 0)
-        row.append(Label(name="job", value=describe(job, spec)))
+        text = Label(name="job", value=describe(job, spec))
+        text.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        row.append(text)
         cancel = PushButton(name="cancel", text="✕", tooltip="Remove this run from the queue")
+        cancel.max_width = 32
         cancel.changed.connect(lambda: self.remove(self.index(row)))
         row.append(cancel)
         self._jobs.append((job, spec))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import PushButton
+from magicgui.widgets import Container, PushButton
 from napari.utils.notifications import show_error
 
 if TYPE_CHECKING:
@@ -49,7 +49,10 @@ class LiveControl:
             "Run the last finished optimisation for `iterations` more, from where it "
             "stopped, into the same layer and record."
         )
-        self.widgets = [widget.pause, widget.resume, widget.continue_run]
+        row = Container(name="live_control", layout="horizontal", labels=False)
+        row.margins = (0, 0, 0, 0)
+        row.extend([widget.pause, widget.resume, widget.continue_run])
+        self.widgets = [row]
         self._finished: _Finished | None = None
         self._cancelling = False
         widget.pause.changed.connect(self._on_pause)

@@ -184,7 +184,7 @@ class SweepControls:
         plan.on_layer = self._adopt
         for number, (job, spec) in enumerate(runs):
             plane = SweepPlane(plan, number)
-            text = f"{plan.name}: {parameter} = {values[number]:g}"
+            text = f"{spec['name']} · {parameter} = {values[number]:g}"
             destination = {"name": plan.name, "target": plane, "sweep": plane, "queue_text": text}
             widget.queue.submit(job, spec | destination)
 
@@ -205,6 +205,8 @@ class SweepControls:
         axis = viewer.dims.ndim - layer.ndim
         point = viewer.dims.point[axis] if axis >= 0 else 0.0
         number = int(np.clip(round(float(point)), 0, len(plan.values) - 1))
+        if not self._overlay:
+            overlay.position = "top_center"  # clear of the scale bar and notifications
         overlay.text = f"{plan.parameter} = {plan.values[number]:g}"
         overlay.visible = self._overlay = True
 
