@@ -14,7 +14,6 @@ import os
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,16 +155,8 @@ def write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
         raise
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[int]:
+def _torch_threads(threads: int | None) -> contextlib.AbstractContextManager[int]:
     """Run with ``threads`` torch threads (restored after): results depend on it."""
-    import torch
+    from .core.devices import torch_threads
 
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        if threads:
-            torch.set_num_threads(before)
+    return torch_threads(threads)

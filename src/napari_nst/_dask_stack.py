@@ -91,6 +91,7 @@ class StackOnDask:
         local = self._local.info()
         info = {**local, **self._worker_info, "result": local["result"]}
         info["non_finite_pixels"] = self._non_finite
+        info["threads"] = self._threads  # per worker; None: what the cluster's workers have
         dask = dict(self._cluster)
         if self.options.method == "gatys":
             dask["planes"] = INDEPENDENT

@@ -30,6 +30,7 @@ from ._artistic import add_artistic_controls, artistic_options
 from ._image_controls import add_image_controls, weight_box
 from ._job_queue import JobQueue
 from ._live_control import LiveControl
+from ._recipes import add_recipe_controls
 from ._style_controls import add_style_controls, style_inputs, style_options
 from ._sweep import SweepControls
 from ._torch_in_gui import prepare_torch
@@ -116,6 +117,7 @@ class StyleTransferWidget(Container):
             *add_image_controls(self), self.device, self.weights,
             self.weights_file, self.checkpoint, self.seed, self.train, self.run, self.fit_size,
             self.cancel, *self._live.widgets, self.status, self.queue, *self._sweeps.widgets,
+            *add_recipe_controls(self),
         ])  # fmt: skip
 
         self.weights.changed.connect(self._on_weights_changed)

@@ -51,20 +51,14 @@ class Report:
 def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     """Options from a JSON file: a run record (its ``params``) or a plain dict.
 
-    JSON only, never code; the values are validated by the caller through
-    :class:`~napari_nst.core.options.Options` like any other options.
+    JSON only, never code, validated: see :mod:`napari_nst.core.recipe`.
     """
+    from .core.recipe import read_recipe
+
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BatchError(f"cannot read recipe {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise BatchError(f"recipe {path} is not valid JSON: {exc}") from None
-    if isinstance(data, dict) and isinstance(data.get("params"), dict):
-        data = data["params"]
-    if not isinstance(data, dict):
-        raise BatchError(f"recipe {path} must be a JSON object of options (or a run record)")
-    return data
+        return read_recipe(path).options
+    except ValueError as exc:
+        raise BatchError(str(exc)) from None
 
 
 def find_inputs(inputs: Sequence[str], outdir: str | os.PathLike) -> list[tuple[Path, str]]:
@@ -228,19 +222,20 @@ def options_with_recipe(recipe: str | os.PathLike | None, flags: dict[str, Any])
     """A recipe's options with ``flags`` (given explicitly) on top.
 
     A recipe's ``stack`` is not used: batch runs stacks whole and 2-D images as
-    they are, unless ``stack`` is among the flags.
+    they are, unless ``stack`` is among the flags. Nor are its ``threads``: a batch
+    shares the cores among its workers (``--threads``).
     """
     if recipe is None:
         return dict(flags)
-    from .core.options import Options
+    from .core.recipe import Recipe, read_recipe
 
-    options = load_recipe(recipe)
-    options.pop("stack", None)
     try:
-        Options.from_kwargs(options)
+        parsed = read_recipe(recipe)
     except ValueError as exc:
-        raise BatchError(f"recipe {recipe}: {exc}") from None
-    return {**options, **flags}
+        raise BatchError(str(exc)) from None
+    options = dict(parsed.options)
+    options.pop("stack", None)
+    return Recipe(options).merged(flags)
 
 
 @contextlib.contextmanager

@@ -57,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="L:S,...",
         help="label value to STYLE index (from 0) or 'content', e.g. 1:0,2:1,3:content",
     )
+    run.add_argument(
+        "--recipe",
+        metavar="JSON",
+        help="options (and torch threads) from a run record or a dict; flags override it",
+    )
+    run.add_argument(
+        "--threads", type=int, help="torch threads (default: the recipe's, else all cores)"
+    )
     run.add_argument("--log-json", metavar="PATH", help="write the run record as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -87,15 +95,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _stylize(args: argparse.Namespace) -> int:
+    """Flags override the recipe; the run uses the recipe's torch threads unless
+    ``--threads`` says otherwise (CPU results depend on them)."""
+    from .core.devices import torch_threads
+    from .core.recipe import differences, read_recipe
+
+    skip = {"command", "content", "style", "output", "log_json", "quiet", "labels"}
+    skip |= {"recipe", "threads"}
+    options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in skip}
+    if options.get("label_styles") is None:
+        options.pop("label_styles", None)
+    if args.threads is not None and args.threads < 1:
+        raise UsageError("--threads must be at least 1")
+    recipe = read_recipe(args.recipe) if args.recipe else None
+    if recipe is not None:
+        options = recipe.merged(options)
+    threads = args.threads
+    if threads is None and recipe is not None:
+        threads = recipe.threads
+    with torch_threads(threads):
+        code, log = _run_stylize(args, options)
+    for note in differences(recipe, log) if recipe is not None else ():
+        print(f"{PROG}: note: unlike the recipe's run, {note}", file=sys.stderr)
+    return code
+
+
+def _run_stylize(args: argparse.Namespace, options: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     from tqdm import tqdm
 
     from .core import prepare
     from .core.record import RunRecord
 
-    skip = {"command", "content", "style", "output", "log_json", "quiet", "labels"}
-    options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in skip}
-    if options.get("label_styles") is None:
-        options.pop("label_styles", None)
     if args.labels:
         options["labels"] = read_image(args.labels, "labels image")
     content = read_image(args.content, "content image")
@@ -131,13 +161,12 @@ def _stylize(args: argparse.Namespace) -> int:
         record.finish("cancelled", "interrupted")
         if not written:
             raise
-        _save(result, args, run, record.to_dict() | run.info())
-        return _fail(130, f"interrupted; the newest preview was written to {args.output}")
+        log = _save(result, args, run, record.to_dict() | run.info())
+        return _fail(130, f"interrupted; the newest preview was written to {args.output}"), log
     finally:
         if bar is not None:
             bar.close()
-    _save(result, args, run, record.to_dict() | run.info())
-    return 0
+    return 0, _save(result, args, run, record.to_dict() | run.info())
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -172,15 +201,16 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save(image: Any, args: argparse.Namespace, run: Any, log: dict[str, Any]) -> None:
+def _save(image: Any, args: argparse.Namespace, run: Any, log: dict[str, Any]) -> dict[str, Any]:
     """Write the image, then the record (CLI spelling: ``steps`` for the history)."""
     from ._batch_item import write_result
 
     path = write_result(image, args.output, run.rendering)
+    log["steps"] = log.pop("history")
+    log["output"] = str(path)
     if args.log_json:
-        log["steps"] = log.pop("history")
-        log["output"] = str(path)
         Path(args.log_json).write_text(json.dumps(log, indent=2) + "\n")
+    return log
 
 
 def _batch(args: argparse.Namespace) -> int:

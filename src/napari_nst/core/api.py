@@ -6,25 +6,32 @@ rules for turning user input into a run live in one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import numpy as np
 
+from .devices import torch_threads
 from .fast import FastTransfer
 from .gatys import StyleTransfer
 from .options import Options
+from .recipe import Recipe, parse_recipe
 from .step import Step
 
 
-def prepare(content: object, style: object = None, **options: Any) -> StyleTransfer | FastTransfer:
+def prepare(
+    content: object, style: object = None, *, recipe: object = None, **options: Any
+) -> StyleTransfer | FastTransfer:
     """Validate inputs and options; raises ``ValueError`` with a readable message.
 
     ``method="fast"`` applies ``checkpoint`` (its style is baked in; ``style`` is
     not used); ``"gatys"`` optimises towards ``style``: one image, or a list whose
-    Gram targets are mixed by ``style_blend_weights``.
+    Gram targets are mixed by ``style_blend_weights``. ``recipe`` (a run record or
+    a dict of options) supplies options first; those given here override it.
     """
     labels = options.pop("labels", None)
+    if recipe is not None:
+        options = parse_recipe(recipe).merged(options)
     parsed = Options.from_kwargs(options)
     if parsed.method == "fast":
         if labels is not None:
@@ -33,20 +40,49 @@ def prepare(content: object, style: object = None, **options: Any) -> StyleTrans
     return StyleTransfer(content, style, parsed, labels)
 
 
-def iter_stylize(content: object, style: object = None, **options: Any) -> Iterator[Step]:
+def iter_stylize(
+    content: object, style: object = None, *, recipe: object = None, **options: Any
+) -> Iterator[Step]:
     """Stream a run as :class:`Step`s; see the README for every option.
 
     Inputs and options are validated immediately (not on first ``next``), so
-    errors surface where the call is made.
+    errors surface where the call is made. A recipe from a run record also brings
+    the record's torch thread count, in force while the run computes.
     """
-    return prepare(content, style, **options).steps()
+    recipe = _parsed(recipe)
+    steps = prepare(content, style, recipe=recipe, **options).steps()
+    threads = recipe.threads if recipe is not None else None
+    return steps if threads is None else _with_threads(steps, threads)
 
 
-def stylize(content: object, style: object = None, **options: Any) -> np.ndarray:
+def stylize(
+    content: object, style: object = None, *, recipe: object = None, **options: Any
+) -> np.ndarray:
     """Run to completion and return the stylised image (or stack) in the content's layout."""
-    job = prepare(content, style, **options)
+    recipe = _parsed(recipe)
+    job = prepare(content, style, recipe=recipe, **options)
     result = job.rendering.empty()
-    for step in job.steps():
-        if step.image is not None:
-            result[step.index] = step.image
+    with torch_threads(recipe.threads if recipe is not None else None):
+        for step in job.steps():
+            if step.image is not None:
+                result[step.index] = step.image
     return result
+
+
+def _parsed(recipe: object) -> Recipe | None:
+    return None if recipe is None else parse_recipe(recipe)
+
+
+def _with_threads(steps: Iterator[Step], threads: int) -> Generator[Step, Any, None]:
+    """``steps`` computed under ``threads`` torch threads; the caller's count between them."""
+    sent = None
+    try:
+        while True:
+            with torch_threads(threads):
+                try:
+                    step = steps.send(sent)  # type: ignore[attr-defined]
+                except StopIteration:
+                    return
+            sent = yield step
+    finally:
+        steps.close()  # type: ignore[attr-defined]

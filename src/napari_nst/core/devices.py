@@ -101,6 +101,24 @@ def configure(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[int]:
+    """Run with ``threads`` torch threads (``None``: as they are), restored after.
+
+    CPU results depend on the count (reductions are split across threads), so a
+    replay that must match its record bit for bit runs with the record's. The
+    setting is process-wide: other torch work in the process sees it meanwhile.
+    """
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        if threads:
+            torch.set_num_threads(before)
+
+
 def release(device: torch.device) -> None:
     """Give cached accelerator memory back once a run's tensors are gone."""
     if device.type == "cuda":

@@ -64,7 +64,10 @@ class StyleTransfer:
         luminance = options.luminance_only
         if luminance is None:  # gray in, gray out; colour keeps its colours unless asked
             luminance = not self.layout.colour or options.preserve_color == "luminance"
-        self.rendering = Rendering(self.layout, luminance, options.output_range)
+        self.rendering = Rendering(
+            self.layout, luminance, options.output_range,
+            match_colour=options.preserve_color == "histogram" and not luminance,
+        )  # fmt: skip
         self._regions = regions.Regions.check(
             labels, options.label_styles, self.layout.plane_shape, len(styles)
         )

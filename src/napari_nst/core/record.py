@@ -1,7 +1,8 @@
 """The run record: one dict for the output layer's metadata and the CLI's JSON log.
 
 Everything needed to understand (and later re-run) a result travels with it:
-parameters, device and precision, weights source and hash, per-step losses.
+parameters, device and precision, torch threads, weights source and hash,
+per-step losses. A record is itself a recipe (:mod:`.recipe`).
 """
 
 from __future__ import annotations
@@ -26,12 +27,23 @@ def versions() -> dict[str, str]:
     return found
 
 
+def threads_now() -> int:
+    """torch's intra-op threads, as a run started now will use them (process-wide).
+
+    CPU results depend on it: reductions are split across threads.
+    """
+    import torch
+
+    return torch.get_num_threads()
+
+
 class RunRecord:
     """Mutable while a run streams; ``to_dict`` gives a JSON-ready snapshot."""
 
-    def __init__(self, params: dict[str, Any], sources: dict[str, str] | None = None) -> None:
+    def __init__(self, params: dict[str, Any], sources: dict[str, Any] | None = None) -> None:
         self.params = params
         self.sources = sources or {}
+        self.threads = threads_now()
         self.status = "running"
         self.iteration = 0
         self.losses: dict[str, float] = {}
@@ -77,6 +89,7 @@ class RunRecord:
             "losses": self.losses,
             "history": self.history,
             "planes": self.planes,
+            "threads": self.threads,
             **self.info,
             "sources": self.sources,
             "versions": self._versions,
