@@ -22,7 +22,7 @@ def test_run_streams_previews_into_one_layer_and_ends_done(widget, qtbot, conten
         lambda event: event.value.events.set_data.connect(lambda _: updates.append(1))
     )
     widget.run.clicked.emit()
-    assert not widget.run.enabled and widget.cancel.enabled
+    assert widget.run.text == "Add to queue" and widget.cancel.enabled  # Run now queues
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
 
     (output,) = _outputs(viewer)

@@ -28,8 +28,11 @@ from napari.utils.notifications import show_error, show_info
 from . import _layers
 from ._artistic import add_artistic_controls, artistic_options
 from ._image_controls import add_image_controls, weight_box
+from ._job_queue import JobQueue
+from ._live_control import LiveControl
 from ._recipes import add_recipe_controls
 from ._style_controls import add_style_controls, style_inputs, style_options
+from ._sweep import SweepControls
 from ._torch_in_gui import prepare_torch
 from ._workers import start_worker
 
@@ -105,13 +108,16 @@ class StyleTransferWidget(Container):
         self.status = Label(name="status", value="")
         self._artistic = add_artistic_controls(self)
         self._styles = add_style_controls(self)
+        self._live, self._sweeps = LiveControl(self), SweepControls(self)
+        self.queue = JobQueue(self._start, lambda: self.running)
         self.extend([
             self.content, self.style, *self._styles, self.method, *self._artistic[:2],
             self.content_weight, self.style_weight, self.tv_weight, *self._artistic[2:],
             self.iterations, self.size,
             *add_image_controls(self), self.device, self.weights,
             self.weights_file, self.checkpoint, self.seed, self.train, self.run, self.fit_size,
-            self.cancel, self.status, *add_recipe_controls(self),
+            self.cancel, *self._live.widgets, self.status, self.queue, *self._sweeps.widgets,
+            *add_recipe_controls(self),
         ])  # fmt: skip
 
         self.weights.changed.connect(self._on_weights_changed)
@@ -159,10 +165,9 @@ class StyleTransferWidget(Container):
         return options | artistic_options(self) | style_options(self)
 
     def _on_run(self) -> None:
+        """Start a run, or queue it behind the one going (validated now either way)."""
         from .core.memory import MemoryEstimateError
 
-        if self._worker is not None:
-            return
         self._offer_size(None)
         try:
             job, names = self._prepare()
@@ -173,7 +178,7 @@ class StyleTransferWidget(Container):
         except ValueError as exc:
             show_error(f"Style transfer: {exc}")
             return
-        self._start(job, names)
+        self.queue.submit(job, names)
 
     def _offer_size(self, size: int | None) -> None:
         """After a too-big estimate, one click runs at the largest size that fits."""
@@ -187,7 +192,8 @@ class StyleTransferWidget(Container):
             self.size.value = self._fitting_size
             self._on_run()
 
-    def _prepare(self) -> tuple[StyleTransfer, dict[str, Any]]:
+    def _prepare(self, **overrides: Any) -> tuple[StyleTransfer, dict[str, Any]]:
+        """The run the widget's settings describe (``overrides``: options that differ)."""
         from ._dask_stack import prepare_run
 
         content, style = self.content.value, self.style.value
@@ -206,7 +212,7 @@ class StyleTransferWidget(Container):
             contrast_limits=_layers.gray_contrast_limits(content),
             spacing=selection.spacing,
             preview_every=max(1, self.iterations.value // 100),
-            **self.options(),
+            **(self.options() | overrides),
         )
         style_name = Path(str(self.checkpoint.value)).stem if fast else style.name
         spec = _layers.output_spec(content, style_name, selection)
@@ -216,8 +222,9 @@ class StyleTransferWidget(Container):
     def _start(self, job: StyleTransfer, spec: dict[str, Any]) -> None:
         from .core.record import RunRecord
 
-        self._job, self._output_spec, self._output, self._target = job, spec, None, None
-        self._record = RunRecord(job.options.to_dict(), spec["sources"])
+        self._job, self._output_spec = job, spec  # a continuation or sweep: record, layer…
+        self._output, self._target = spec.get("output"), spec.get("target")
+        self._record = spec.get("record") or RunRecord(job.options.to_dict(), spec["sources"])
         self._progress = progress(total=job.planes * job.options.iterations, desc="Style transfer")
         self._progress.set_description("Style transfer: loading VGG19 weights")
         self._set_running(True)
@@ -228,6 +235,7 @@ class StyleTransferWidget(Container):
             finished=self._on_finished,
             cancel=job.cancel,
         )
+        self._live.started(self._worker)
 
     def _on_cancel(self) -> None:
         if self._worker is None:
@@ -302,7 +310,8 @@ class StyleTransferWidget(Container):
     def _add_output_layer(self) -> Image:
         assert self._job is not None and self._target is not None and self._record is not None
         rendering, spec = self._job.rendering, self._output_spec
-        return _layers.add_output_layer(
+        add = spec["sweep"].add_layer if "sweep" in spec else _layers.add_output_layer
+        return add(
             self._viewer,
             self._target.array,
             spec["name"],
@@ -315,7 +324,8 @@ class StyleTransferWidget(Container):
     def _publish_record(self) -> None:
         """Mirror the run record into the output layer (once that layer exists)."""
         if self._record is not None and self._output is not None:
-            self._output.metadata[_layers.RECORD_KEY] = self._record.to_dict()
+            record, sweep = self._record.to_dict(), self._output_spec.get("sweep")
+            self._output.metadata[_layers.RECORD_KEY] = sweep.publish(record) if sweep else record
 
     def _on_error(self, exc: Exception) -> None:
         if self._record is not None:
@@ -337,12 +347,17 @@ class StyleTransferWidget(Container):
         if record is not None and record.status != "failed":
             show_info(f"Style transfer {record.status} after {record.iteration} iterations")
         self.status.value = record.status if record is not None else ""
+        closing = self._worker is not None and self._worker.abort_requested  # viewer closing
+        self._live.ended(self._job, record, self._output, self._target, self._output_spec)
         self._worker = self._job = self._progress = self._target = None
         self._output_spec = {}
         self._set_running(False)
+        if closing:
+            self.queue.drop_all()
+        self.queue.start_next()
 
     def _set_running(self, running: bool) -> None:
-        self.run.enabled = not running
+        self.run.text = "Add to queue" if running else "Run"
         self.cancel.enabled = running
 
     def _on_method_changed(self, method: str) -> None:
