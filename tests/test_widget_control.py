@@ -261,6 +261,13 @@ def test_continue_adds_iterations_to_the_same_layer_and_record(widget, qtbot):
     total = [entry["losses"]["total"] for entry in record["history"]]
     assert total[4] < 0.8 * total[0]  # from where it stopped, not from the content again
     assert not np.array_equal(output.data, first)
+    # The record says where it was continued, so its recipe makes the same image.
+    assert record["continued"] == [{"after": 4, "iterations": 3}]
+    from napari_nst.core import stylize
+
+    layers = widget._viewer.layers
+    replay = stylize(layers["photo"].data, layers["painting"].data, recipe=record)
+    assert np.array_equal(replay, output.data)
 
     assert widget.continue_run.enabled
     widget._viewer.layers.remove(output)  # the finished run is let go with its layer

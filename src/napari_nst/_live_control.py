@@ -170,7 +170,7 @@ class LiveControl:
             show_error(f"Style transfer: {exc}")
             return
         self._finished = None
-        finished.record.finish("running")
+        finished.record.reopen(widget.iterations.value)  # noted, so a recipe replays it
         reuse = {"record": finished.record, "output": finished.output, "target": finished.target}
         widget._start(job, finished.spec | reuse)
         if widget._progress is not None:

@@ -365,7 +365,7 @@ class StyleTransferWidget(Container):
         gatys = method == "gatys"
         for widget in (self.style, self.content_weight, self.style_weight, self.tv_weight,
                        self.iterations, self.weights, self.seed, *self._artistic,
-                       *self._styles):  # fmt: skip
+                       *self._styles, *self._sweeps.widgets):  # fmt: skip
             widget.visible = gatys
         self.weights_file.visible = gatys and self.weights.value == "file"
         self.checkpoint.visible = not gatys
