@@ -30,6 +30,7 @@ from ._artistic import add_artistic_controls, artistic_options
 from ._image_controls import add_image_controls, weight_box
 from ._job_queue import JobQueue
 from ._live_control import LiveControl
+from ._loss_plot import add_loss_plot
 from ._recipes import add_recipe_controls
 from ._style_controls import add_style_controls, style_inputs, style_options
 from ._sweep import SweepControls
@@ -119,6 +120,7 @@ class StyleTransferWidget(Container):
             self.cancel, *self._live.widgets, self.status, self.queue, *self._sweeps.widgets,
             *add_recipe_controls(self),
         ])  # fmt: skip
+        self.loss_plot = add_loss_plot(self)
 
         self.weights.changed.connect(self._on_weights_changed)
         self.method.changed.connect(self._on_method_changed)
@@ -228,6 +230,8 @@ class StyleTransferWidget(Container):
         self._progress = progress(total=job.planes * job.options.iterations, desc="Style transfer")
         self._progress.set_description("Style transfer: loading VGG19 weights")
         self._set_running(True)
+        if "record" not in spec:  # a continuation extends its run's curve
+            self.loss_plot.clear()
         self._worker = start_worker(
             job.steps,
             yielded=self._on_step,
@@ -276,6 +280,7 @@ class StyleTransferWidget(Container):
 
     def _take_step(self, step: Step, record: RunRecord) -> None:
         record.update(step)
+        self.loss_plot.add(step)
         if self._job is not None and (step.iteration == 1 or step.done or not record.info):
             record.info = self._job.info()
             if self._progress is not None:
