@@ -27,6 +27,7 @@ from napari.utils.notifications import show_error, show_info
 
 from . import _layers
 from ._artistic import add_artistic_controls, artistic_options
+from ._compare import add_compare_controls
 from ._image_controls import add_image_controls, weight_box
 from ._job_queue import JobQueue
 from ._live_control import LiveControl
@@ -118,7 +119,7 @@ class StyleTransferWidget(Container):
             *add_image_controls(self), self.device, self.weights,
             self.weights_file, self.checkpoint, self.seed, self.train, self.run, self.fit_size,
             self.cancel, *self._live.widgets, self.status, self.queue, *self._sweeps.widgets,
-            *add_recipe_controls(self),
+            *add_recipe_controls(self), *add_compare_controls(self),
         ])  # fmt: skip
         self.loss_plot = add_loss_plot(self)
 
