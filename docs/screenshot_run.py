@@ -1,0 +1,72 @@
+"""Take docs/screenshot-run.png: napari with the Style Transfer widget mid-run.
+
+The loss curve needs a few dozen iterations to say anything, so the picture is
+taken at iteration ``--at`` of a longer run (then the run is cancelled). Weights
+are seeded random ones (offline), so the result is a texture, not art.
+
+    xvfb-run -a python docs/screenshot_run.py [--at 30] [-o docs/screenshot-run.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--at", type=int, default=30, help="iteration to take it at")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("-o", "--output", type=Path, default=Path("docs/screenshot-run.png"))
+    args = parser.parse_args()
+
+    import napari
+    from qtpy.QtCore import QTimer
+
+    from napari_nst._sample_data import astronaut, starry_night
+    from napari_nst._widget import StyleTransferWidget
+
+    viewer = napari.Viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1280, 1000)
+    for data, kwargs, _ in astronaut() + starry_night():
+        viewer.add_image(data, **kwargs)
+    widget = StyleTransferWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Style Transfer (napari-nst)")
+    widget.content.value = viewer.layers["astronaut"]
+    widget.style.value = viewer.layers["starry night"]
+    widget.weights.value, widget.size.value = "random", args.size
+    widget.iterations.value = 10 * args.at  # still running when the picture is taken
+    widget.preview_interval = 0.0
+
+    take_step = widget._take_step
+    taken: list[bool] = []
+
+    def take_and_watch(step, record) -> None:
+        take_step(step, record)
+        if step.iteration >= args.at and not taken:
+            taken.append(True)
+            viewer.reset_view()
+            QTimer.singleShot(300, shoot)  # let the last preview and the plot paint
+
+    def shoot() -> None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        window.grab().save(str(args.output))
+        print(f"saved {args.output} at iteration {widget.loss_plot.count()}")
+        widget.cancel.clicked.emit()
+
+    widget._take_step = take_and_watch  # looked up per step, so this sees every one
+    on_finished = widget._on_finished
+
+    def finished() -> None:
+        on_finished()
+        if not widget.running:
+            napari.qt.get_qapp().quit()
+
+    widget._on_finished = finished
+    QTimer.singleShot(500, widget.run.clicked.emit)
+    napari.run()
+
+
+if __name__ == "__main__":
+    main()
