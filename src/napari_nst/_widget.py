@@ -55,7 +55,7 @@ class StyleTransferWidget(Container):
     """Seconds between canvas updates; previews arriving faster are skipped (not the last)."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__(scrollable=False)
+        super().__init__(scrollable=True)  # ~45 controls: taller than a laptop screen
         prepare_torch()  # before anything imports torch in this (OpenGL) process
         from .core.devices import available_devices
         from .core.options import DEFAULT_GATYS_SIZE, Options
