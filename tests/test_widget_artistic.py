@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 
 from napari_nst._layers import RECORD_KEY
 from tests.conftest import WAIT_MS
@@ -28,6 +31,7 @@ def test_artistic_options_reach_the_run_record(widget, qtbot):
     widget.style_scale.value = 0.75
     widget.early_stop_tol.value = 0.05
     widget.pyramid.value = "off"
+    cores = os.cpu_count() or 1
     widget.run.clicked.emit()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
     (output,) = [layer for layer in widget._viewer.layers if RECORD_KEY in layer.metadata]
@@ -37,6 +41,10 @@ def test_artistic_options_reach_the_run_record(widget, qtbot):
     assert params["preserve_color"] == "luminance" and params["style_scale"] == 0.75
     assert params["early_stop_tol"] == 0.05 and params["preset"] is None
     assert params["pyramid"] == "off"
+    # The run leaves a core to napari's main thread, and says how many it used.
+    from napari_nst._torch_in_gui import run_threads
+
+    assert record["threads"] == run_threads() == max(1, min(torch.get_num_threads(), cores - 1))
 
 
 def test_artistic_controls_are_for_the_optimisation_only(widget):

@@ -35,7 +35,7 @@ from ._loss_plot import add_loss_plot
 from ._recipes import add_recipe_controls
 from ._style_controls import add_style_controls, style_inputs, style_options
 from ._sweep import SweepControls
-from ._torch_in_gui import prepare_torch
+from ._torch_in_gui import prepare_torch, run_threads
 from ._workers import start_worker
 
 if TYPE_CHECKING:
@@ -223,6 +223,7 @@ class StyleTransferWidget(Container):
         return job, spec
 
     def _start(self, job: StyleTransfer, spec: dict[str, Any]) -> None:
+        from .core.api import with_threads
         from .core.record import RunRecord
 
         self._job, self._output_spec = job, spec  # a continuation or sweep: record, layer…
@@ -233,8 +234,11 @@ class StyleTransferWidget(Container):
         self._set_running(True)
         if "record" not in spec:  # a continuation extends its run's curve
             self.loss_plot.clear()
+        threads = run_threads()
+        if "record" not in spec:
+            self._record.threads = threads
         self._worker = start_worker(
-            job.steps,
+            lambda: with_threads(job.steps(), threads),
             yielded=self._on_step,
             errored=self._on_error,
             finished=self._on_finished,

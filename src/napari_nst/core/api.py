@@ -53,7 +53,7 @@ def iter_stylize(
     recipe = _parsed(recipe)
     steps = _steps(prepare(content, style, recipe=recipe, **options), recipe)
     threads = recipe.threads if recipe is not None else None
-    return steps if threads is None else _with_threads(steps, threads)
+    return steps if threads is None else with_threads(steps, threads)
 
 
 def stylize(
@@ -81,7 +81,7 @@ def _parsed(recipe: object) -> Recipe | None:
     return None if recipe is None else parse_recipe(recipe)
 
 
-def _with_threads(steps: Iterator[Step], threads: int) -> Generator[Step, Any, None]:
+def with_threads(steps: Iterator[Step], threads: int) -> Generator[Step, Any, None]:
     """``steps`` computed under ``threads`` torch threads; the caller's count between them."""
     sent = None
     try:
