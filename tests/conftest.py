@@ -111,6 +111,17 @@ def vgg19_state_dict(seed: int = 0, prefix: str = "features.") -> dict[str, torc
 
 
 @pytest.fixture
+def files(tmp_path, content_rgb, style_rgb):
+    """The photo and the painting as PNG files, for the CLI: (content, style, folder)."""
+    import imageio.v3 as iio
+
+    content, style = tmp_path / "content.png", tmp_path / "style.png"
+    iio.imwrite(content, content_rgb)
+    iio.imwrite(style, style_rgb)
+    return content, style, tmp_path
+
+
+@pytest.fixture
 def content_rgb() -> np.ndarray:
     """A 48×64 uint8 photo-like image with structure at several scales."""
     y, x = np.mgrid[0:48, 0:64] / 64.0

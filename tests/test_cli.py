@@ -15,14 +15,6 @@ from napari_nst.cli import main
 FAST = ["--weights", "random", "--size", "64", "--device", "cpu", "--quiet"]
 
 
-@pytest.fixture
-def files(tmp_path, content_rgb, style_rgb):
-    content, style = tmp_path / "content.png", tmp_path / "style.png"
-    iio.imwrite(content, content_rgb)
-    iio.imwrite(style, style_rgb)
-    return content, style, tmp_path
-
-
 def test_stylize_writes_the_image_and_a_json_record_whose_losses_fall(files, content_rgb):
     content, style, tmp = files
     out, log = tmp / "out.png", tmp / "run.json"

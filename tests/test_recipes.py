@@ -19,14 +19,6 @@ from tests.conftest import WAIT_MS
 CPU = ["--weights", "random", "--size", "64", "--device", "cpu", "--quiet"]
 
 
-@pytest.fixture
-def files(tmp_path, content_rgb, style_rgb):
-    content, style = tmp_path / "content.png", tmp_path / "style.png"
-    iio.imwrite(content, content_rgb)
-    iio.imwrite(style, style_rgb)
-    return content, style, tmp_path
-
-
 def _stylize_logged(files, name: str, *extra: str) -> tuple[np.ndarray, dict]:
     content, style, tmp = files
     out, log = tmp / f"{name}.png", tmp / f"{name}.json"
