@@ -21,6 +21,17 @@ def _cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _same_numbers_on_every_cpu(request, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``precision="auto"`` means fp32 in tests (and in the processes they start), so the
+    suite computes the same numbers on CPUs with and without native bf16; tests marked
+    ``native_precision`` see what this machine picks."""
+    if request.node.get_closest_marker("native_precision") is None:
+        monkeypatch.setenv("NAPARI_NST_PRECISION", "fp32")
+    else:
+        monkeypatch.delenv("NAPARI_NST_PRECISION", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only loopback connections: a test that reaches the internet is a broken test."""
     original = socket.socket.connect

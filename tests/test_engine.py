@@ -183,10 +183,40 @@ def test_bf16_autocast_follows_the_fp32_loss_trajectory(content_rgb, style_rgb):
     assert bf16[-1] < 0.5 * bf16[0]
 
 
+@pytest.mark.native_precision
+def test_auto_precision_runs_in_bf16_on_a_cpu_with_native_bf16(content_rgb, style_rgb):
+    from napari_nst.core import devices, prepare
+
+    if not devices.bf16_is_fast(torch.device("cpu")):
+        pytest.skip("this CPU has no native bf16 (AVX-512 BF16 or AMX); bf16 would be emulated")
+    run = {"iterations": 8, "weights": "random", "size": 64, "device": "cpu"}
+    job = prepare(content_rgb, style_rgb, **run)
+    assert job.precision == "bf16"
+    bf16 = [s.losses["total"] for s in job.steps()]
+    fp32 = [s.losses["total"] for s in iter_stylize(content_rgb, style_rgb, precision="fp32", **run)]
+    assert bf16[0] == pytest.approx(fp32[0], rel=0.01)
+    assert bf16[-1] == pytest.approx(fp32[-1], rel=0.15)
+    assert bf16[-1] < 0.5 * bf16[0]
+
+
+def test_the_environment_decides_what_auto_precision_means(monkeypatch):
+    from napari_nst.core import devices
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "bf16_is_fast", lambda device: True)
+    monkeypatch.setenv("NAPARI_NST_PRECISION", "fp32")
+    assert devices.resolve_precision("auto", cpu) == "fp32"
+    assert devices.resolve_precision("bf16", cpu) == "bf16"  # an explicit choice stands
+    monkeypatch.setenv("NAPARI_NST_PRECISION", "half")
+    with pytest.raises(ValueError, match="NAPARI_NST_PRECISION='half' is not a precision"):
+        devices.resolve_precision("auto", cpu)
+
+
 def test_auto_precision_uses_bf16_only_where_it_is_fast(monkeypatch):
     from napari_nst.core import devices
 
     cpu = torch.device("cpu")
+    monkeypatch.delenv("NAPARI_NST_PRECISION")
     monkeypatch.setattr(devices, "bf16_is_fast", lambda device: False)
     assert devices.resolve_precision("auto", cpu) == "fp32"
     monkeypatch.setattr(devices, "bf16_is_fast", lambda device: True)

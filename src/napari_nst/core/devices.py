@@ -4,6 +4,11 @@ Convolutions dominate a style-transfer step. Where the hardware has fast bf16
 (CUDA with compute capability ≥ 8, CPUs whose oneDNN reports bf16 support) they run
 under bf16 autocast in channels-last layout; Gram matrices and losses stay fp32.
 Elsewhere, notably AVX2-only CPUs where bf16 is emulated and slower, fp32 is used.
+
+The environment variable ``NAPARI_NST_PRECISION`` (``fp32`` or ``bf16``) overrides
+what ``precision="auto"`` picks, for a whole process and the processes it starts
+(batch and Dask workers): for example ``fp32`` on a cluster that mixes CPUs with
+and without bf16, so that every node computes the same numbers.
 """
 
 from __future__ import annotations
@@ -75,10 +80,22 @@ def bf16_is_fast(device: torch.device) -> bool:
     return False
 
 
+AUTO_PRECISION_VARIABLE = "NAPARI_NST_PRECISION"
+
+
 def resolve_precision(requested: str, device: torch.device) -> str:
-    """``auto`` → ``bf16`` where it is fast on this device, else ``fp32``."""
+    """``auto`` → ``bf16`` where it is fast on this device, else ``fp32`` (unless the
+    ``NAPARI_NST_PRECISION`` environment variable says which)."""
     if requested == "auto":
-        return "bf16" if bf16_is_fast(device) else "fp32"
+        forced = os.environ.get(AUTO_PRECISION_VARIABLE, "").strip().lower()
+        if forced not in ("", "auto", "fp32", "bf16"):
+            raise DeviceError(
+                f"{AUTO_PRECISION_VARIABLE}={forced!r} is not a precision; use fp32 or bf16"
+            )
+        if forced in ("fp32", "bf16"):
+            requested = forced
+        else:
+            return "bf16" if bf16_is_fast(device) else "fp32"
     if requested == "bf16" and device.type == "mps":
         raise DeviceError("bf16 autocast is not supported on MPS; use precision='fp32'")
     return requested
