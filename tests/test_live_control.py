@@ -17,7 +17,7 @@ def test_pyramid_sizes_climb_in_root_two_steps_to_the_target():
     assert pyramid.sizes(512) == [128, 181, 256, 362, 512]
     assert pyramid.sizes(600) == [128, 181, 256, 362, 600]  # 512 is too close to 600
     assert pyramid.sizes(128) == [128] and pyramid.sizes(100) == [100]
-    assert pyramid.wanted(Options(size=1024)) and not pyramid.wanted(Options(size=512))
+    assert pyramid.wanted(Options(size=384)) and not pyramid.wanted(Options(size=256))
     assert pyramid.wanted(Options(size=256, pyramid="on"))
     assert not pyramid.wanted(Options(size=2048, pyramid="off"))
 
@@ -37,8 +37,12 @@ def test_a_pyramid_run_climbs_its_levels_and_starts_full_size_ahead(
     assert steps[-1].total == 10 and steps[-1].done and steps[-1].image.shape == (48, 64, 3)
     assert [level["size"] for level in job.info()["pyramid"]] == [45, 64]
 
-    single = list(iter_stylize(content_rgb, style_rgb, pyramid="off", **options))
-    first_full_size = steps[4].losses["total"]
+    # On the loss scale of 0.1 (raw MSE, its style and TV weights), where this margin
+    # was measured; at this tiny size (45 px, then 64) the normalised loss gains less.
+    raw = options | {"loss_norm": "none", "style_weight": 1e6, "tv_weight": 1.0}
+    climbed = [s for s in prepare(content_rgb, style_rgb, pyramid="on", **raw).steps()]
+    single = list(iter_stylize(content_rgb, style_rgb, pyramid="off", **raw))
+    first_full_size = climbed[4].losses["total"]
     # Upsampled from the coarse levels, the full-size start is far along already.
     assert first_full_size < 0.5 * single[0].losses["total"]
 

@@ -14,6 +14,7 @@ import torch
 from napari_nst._layers import RECORD_KEY
 from napari_nst.cli import main
 from napari_nst.core import iter_stylize, prepare, stylize
+from napari_nst.core.options import PRESETS
 from tests.conftest import WAIT_MS
 
 CPU = ["--weights", "random", "--size", "64", "--device", "cpu", "--quiet"]
@@ -51,7 +52,8 @@ def test_python_replays_a_cli_record_bit_for_bit_in_its_threads(files, content_r
     weighted = prepare(content_rgb, style_rgb, recipe=record, style_weight=5.0).options
     assert weighted.style_weight == 5.0 and weighted.style_strength is None
     faithful = prepare(content_rgb, style_rgb, recipe=record, preset="faithful").options
-    assert faithful.style_weight == 1e5 and faithful.seed == 3  # the preset's, not the recipe's
+    faithful_weight = PRESETS["faithful"]["style_weight"]
+    assert faithful.style_weight == faithful_weight and faithful.seed == 3  # not the recipe's
     with pytest.raises(ValueError, match=r"unknown option\(s\) 'colour'"):
         prepare(content_rgb, style_rgb, recipe={"colour": "red"})
 

@@ -74,7 +74,7 @@ def test_training_lowers_the_loss_and_writes_loadable_checkpoints(photos, style_
     net = load_checkpoint(output)
     assert net(torch.rand(1, 3, 32, 32) * 255).shape == (1, 3, 32, 32)
     sidecar = json.loads(output.with_name("stripes.pth.json").read_text())
-    assert sidecar["step"] == 12 and sidecar["params"]["content_weight"] == 1e5
+    assert sidecar["step"] == 12 and sidecar["params"]["content_weight"] == 1.0
     assert sidecar["weights"]["source"] == "random"
 
 

@@ -100,13 +100,31 @@ def test_download_with_wrong_hash_is_refused_and_leaves_nothing(
     assert not list((torch_home / "hub" / "checkpoints").glob("*.pth"))
 
 
-def test_missing_weights_offline_fail_before_any_work_with_a_pointer_to_a_local_file(
+def test_the_default_weights_are_the_bundled_original_vgg19_and_need_no_network(
+    torch_home, content_rgb, style_rgb
+):
+    from napari_nst.core import prepare
+    from napari_nst.core.weights import BUNDLED_SHA256
+
+    job = prepare(content_rgb, style_rgb, size=64, iterations=1, device="cpu")
+    assert job.options.weights == "auto"
+    list(job.steps())  # the network is blocked in tests (conftest): nothing is downloaded
+    assert job.info()["weights"] == {
+        "source": "bundled",
+        "path": job.weights.path,
+        "sha256": BUNDLED_SHA256,
+    }
+    assert job.weights.preprocess == CAFFE_PREPROCESS
+    assert not torch_home.exists()
+
+
+def test_a_download_that_fails_offline_points_to_the_bundled_weights_before_any_work(
     torch_home, content_rgb, style_rgb
 ):
     with pytest.raises(WeightsError) as error:
-        stylize(content_rgb, style_rgb, size=64, iterations=1)
+        stylize(content_rgb, style_rgb, size=64, iterations=1, weights="torchvision")
     message = str(error.value)
-    assert "--weights PATH" in message and "vgg19-dcbb9e9d.pth" in message
+    assert "weights='bundled'" in message and "vgg19-dcbb9e9d.pth" in message
     assert "\n" not in message
 
 

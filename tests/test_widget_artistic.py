@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import pytest
@@ -12,17 +13,21 @@ from tests.conftest import WAIT_MS
 
 
 def test_presets_and_the_strength_slider_fill_the_weight_boxes(widget):
+    from napari_nst.core.options import DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, PRESETS
+
     widget.preset.value = "bold"
-    assert widget.style_weight.value == 1e7 and widget.tv_weight.value == 0.5
-    assert widget.style_scale.value == 1.25 and widget.style_strength.value == 1.0
+    bold = PRESETS["bold"]["style_weight"]
+    assert widget.style_weight.value == bold and widget.tv_weight.value == DEFAULT_TV_WEIGHT
+    assert widget.style_scale.value == 1.0
+    assert widget.style_strength.value == pytest.approx(math.log10(bold / DEFAULT_STYLE_WEIGHT))
     widget.preset.value = "texture only"
-    assert widget.content_weight.value == 0 and widget.style_weight.value == 1e6
+    assert widget.content_weight.value == 0 and widget.style_weight.value == DEFAULT_STYLE_WEIGHT
     widget.style_strength.value = 1.0
-    assert widget.style_weight.value == pytest.approx(1e7)
+    assert widget.style_weight.value == pytest.approx(10 * DEFAULT_STYLE_WEIGHT)
     widget.style_strength.value = -2.0
-    assert widget.style_weight.value == pytest.approx(1e4)
+    assert widget.style_weight.value == pytest.approx(0.01 * DEFAULT_STYLE_WEIGHT)
     options = widget.options()
-    assert options["preset"] == "texture only" and options["style_weight"] == pytest.approx(1e4)
+    assert options["preset"] == "texture only" and options["style_weight"] == pytest.approx(0.01)
 
 
 def test_artistic_options_reach_the_run_record(widget, qtbot):

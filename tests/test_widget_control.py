@@ -133,20 +133,20 @@ def test_sweep_fills_one_stack_layer_along_a_labelled_axis(widget, qtbot, monkey
     viewer = widget._viewer
     widget.iterations.value = 3
     widget.sweep_parameter.value = "style_weight"
-    widget.sweep_values.value = "1e4, 1e6, 1e8"
+    widget.sweep_values.value = "0.1, 1, 10"  # normalised units: little style to a lot
     widget.sweep.clicked.emit()
     assert len(widget.queue.jobs) == 2  # the first runs, the others wait
     qtbot.waitUntil(lambda: not widget.running, timeout=3 * WAIT_MS)
 
     (output,) = _outputs(viewer)
     assert output.data.shape == (3, 48, 64, 3) and output.rgb
-    assert output.axis_labels[0] == "style_weight: 10000, 1e+06, 1e+08"
+    assert output.axis_labels[0] == "style_weight: 0.1, 1, 10"
     assert viewer.dims.axis_labels[0] == output.axis_labels[0]  # on the slider
     np.testing.assert_allclose(output.scale, (1, 0.5, 0.5))
     np.testing.assert_allclose(output.translate, (0, 10, -3))
     sweep = output.metadata[RECORD_KEY]["sweep"]
-    assert sweep["parameter"] == "style_weight" and sweep["values"] == [1e4, 1e6, 1e8]
-    assert [r["params"]["style_weight"] for r in sweep["records"]] == [1e4, 1e6, 1e8]
+    assert sweep["parameter"] == "style_weight" and sweep["values"] == [0.1, 1, 10]
+    assert [r["params"]["style_weight"] for r in sweep["records"]] == [0.1, 1, 10]
     assert all(r["status"] == "done" and r["iteration"] == 3 for r in sweep["records"])
     assert all(output.data[k].std() > 0 for k in range(3))  # every plane written
     assert np.abs(output.data[0].astype(float) - output.data[2]).mean() > 1  # they differ
@@ -154,9 +154,9 @@ def test_sweep_fills_one_stack_layer_along_a_labelled_axis(widget, qtbot, monkey
 
     overlay = text_overlay(viewer)
     viewer.dims.set_point(0, 2)  # scrubbing shows the value on screen
-    assert overlay.visible and overlay.text == "style_weight = 1e+08"
+    assert overlay.visible and overlay.text == "style_weight = 10"
     viewer.dims.set_point(0, 0)
-    assert overlay.text == "style_weight = 10000"
+    assert overlay.text == "style_weight = 0.1"
     viewer.layers.remove(output)
     assert not overlay.visible
 
@@ -180,7 +180,7 @@ def test_sweep_refuses_what_it_cannot_run(widget, monkeypatch):
     ("parameter", "current", "expected"),
     [
         ("style_weight", 1e6, [1e5, 1e6, 1e7]),
-        ("tv_weight", 0.0, [0.1, 1.0, 10.0]),  # around the default when set to 0
+        ("tv_weight", 0.0, [1.0, 10.0, 100.0]),  # around the default (10) when set to 0
         ("style_scale", 6.0, [3.0, 6.0, 8.0]),  # kept in range
         ("iterations", 5, [2, 5, 10]),
     ],
@@ -215,7 +215,7 @@ def test_a_weight_changed_mid_run_applies_from_the_next_iteration(widget, qtbot)
     record = output.metadata[RECORD_KEY]
     (change,) = record["weight_changes"]
     changed_at = change.pop("iteration")
-    assert change == {"content_weight": 1.0, "style_weight": 0.0, "tv_weight": 1.0}
+    assert change == {"content_weight": 1.0, "style_weight": 0.0, "tv_weight": 10.0}
     assert changed_at > asked_at
     style = {entry["iteration"]: entry["losses"]["style"] for entry in record["history"]}
     assert all(style[n] > 0 for n in range(1, changed_at))

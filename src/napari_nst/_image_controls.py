@@ -16,9 +16,17 @@ if TYPE_CHECKING:
 STACK_MODES = [("current slice", "slice"), ("whole stack", "all")]
 
 
+WEIGHT_DECIMALS = 4
+"""Decimals a weight box keeps: normalised weights span 0.01 to 100 (strength ±2)."""
+
+
 def weight_box(name: str, value: float, step: float) -> FloatSpinBox:
-    """A weight box; ``step`` also sets the decimals Qt shows (and keeps)."""
-    return FloatSpinBox(name=name, value=value, min=0.0, max=1e12, step=step)
+    """A weight box stepping by ``step`` that keeps :data:`WEIGHT_DECIMALS` decimals (Qt
+    rounds what it shows and keeps, and magicgui derives the decimals from the step)."""
+    box = FloatSpinBox(name=name, min=0.0, max=1e12, step=10.0**-WEIGHT_DECIMALS)
+    box.native.setSingleStep(step)
+    box.value = value
+    return box
 
 
 def add_image_controls(widget: StyleTransferWidget) -> list[Widget]:

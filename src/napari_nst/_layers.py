@@ -137,6 +137,25 @@ def output_spec(content: Image, style_name: str, selection: Selection) -> dict[s
     }
 
 
+def output_geometry(
+    selection: Selection, plane_shape: tuple[int, int], result_plane: tuple[int, int]
+) -> dict[str, Any]:
+    """The output layer's scale and translate: the content's, with larger pixels on the
+    displayed axes when the result was kept at its (smaller) working size, so that it
+    covers exactly the content's extent (napari overlays layers of any resolution)."""
+    geometry = dict(selection.geometry)
+    if tuple(result_plane) == tuple(plane_shape):
+        return geometry
+    scale, translate = list(geometry["scale"]), list(geometry["translate"])
+    for axis, before, after in zip(selection.order[-2:], plane_shape, result_plane, strict=True):
+        enlarged = scale[axis] * before / after
+        # Pixel centres sit at translate + i·scale: the first one moves by half the
+        # difference of pixel sizes, so both layers start at the same edge.
+        translate[axis] += (enlarged - scale[axis]) / 2
+        scale[axis] = enlarged
+    return geometry | {"scale": tuple(scale), "translate": tuple(translate)}
+
+
 def gray_contrast_limits(layer: Image) -> tuple[float, float] | None:
     """The user's intensity window for gray data (window/level is intent)."""
     if layer.rgb:

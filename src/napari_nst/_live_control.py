@@ -6,12 +6,17 @@ engine's generator, which keeps the optimiser (L-BFGS history included) as it wa
 the iteration in flight finishes first. Weight boxes changed while a Gatys run goes
 are sent into its generator (``worker.send``) and apply from its next iteration.
 Continue runs ``job.continued(iterations)`` from where the last finished run
-stopped, into the same output layer and the same run record. Only that last run is
-kept for it (it holds its inputs), until another run starts or its layer is deleted.
+stopped, into the same output layer and the same run record. Full size goes on the
+same way at the content's own resolution, from the result upsampled (one more
+coarse-to-fine level, as neural-style's multi-resolution script does), into a new
+layer whose record is the finished run's plus that continuation. Only that last run
+is kept for them (it holds its inputs), until another run starts or its layer is
+deleted.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,15 +54,22 @@ class LiveControl:
             "Run the last finished optimisation for `iterations` more, from where it "
             "stopped, into the same layer and record."
         )
+        widget.full_size = PushButton(name="full_size", text="Full size", enabled=False)
+        widget.full_size.tooltip = (
+            "Go on at the content's own resolution from this result (one more "
+            "coarse-to-fine level, `iterations` long) into a new layer: detail instead "
+            "of the blur of enlarging it."
+        )
         row = Container(name="live_control", layout="horizontal", labels=False)
         row.margins = (0, 0, 0, 0)
-        row.extend([widget.pause, widget.resume, widget.continue_run])
+        row.extend([widget.pause, widget.resume, widget.continue_run, widget.full_size])
         self.widgets = [row]
         self._finished: _Finished | None = None
         self._cancelling = False
         widget.pause.changed.connect(self._on_pause)
         widget.resume.changed.connect(self._on_resume)
         widget.continue_run.changed.connect(self._on_continue)
+        widget.full_size.changed.connect(self._on_full_size)
         widget.cancel.changed.connect(self._on_cancel)
         for name in WEIGHTS:
             getattr(widget, name).changed.connect(self._on_weight)
@@ -89,7 +101,7 @@ class LiveControl:
             and "sweep" not in spec
         )
         self._finished = _Finished(job, record, output, target, spec) if keep else None
-        self._widget.continue_run.enabled = keep and output in self._widget._viewer.layers
+        self._refresh(ending=True)
 
     # -- pause / resume -------------------------------------------------------------
 
@@ -176,6 +188,27 @@ class LiveControl:
         if widget._progress is not None:
             widget._progress.set_description("Style transfer: continuing")
 
+    def _on_full_size(self) -> None:
+        widget, finished = self._widget, self._finished
+        if finished is None or widget.running or not _smaller_than_content(finished.job):
+            return
+        from .core.memory import MemoryEstimateError
+
+        size = finished.job.full_size
+        try:
+            job = finished.job.continued(widget.iterations.value, size=size)
+        except MemoryEstimateError as exc:
+            show_error(f"Full size: {exc}")
+            return
+        record = copy.deepcopy(finished.record)
+        record.reopen(widget.iterations.value, size=size)
+        spec = {key: finished.spec[key] for key in ("selection", "sources", "colormap")}
+        spec |= {"name": f"{finished.spec['name']} (full size)", "record": record}
+        self._finished = None
+        widget._start(job, spec)
+        if widget._progress is not None:
+            widget._progress.set_description(f"Style transfer: full size ({size} px)")
+
     def _on_layer_removed(self, event: Any) -> None:
         if self._finished is not None and event.value is self._finished.output:
             self._forget()
@@ -184,13 +217,22 @@ class LiveControl:
         self._finished = None
         self._refresh()
 
-    def _refresh(self) -> None:
+    def _refresh(self, ending: bool = False) -> None:
+        """Continue and Full size are offered for a kept run whose layer is still there,
+        while no run goes (``ending``: the run that just ended is still winding down)."""
         finished = self._finished
-        self._widget.continue_run.enabled = (
+        available = (
             finished is not None
-            and not self._widget.running
+            and (ending or not self._widget.running)
             and finished.output in self._widget._viewer.layers
         )
+        self._widget.continue_run.enabled = available
+        self._widget.full_size.enabled = available and _smaller_than_content(finished.job)
+
+
+def _smaller_than_content(job: Any) -> bool:
+    """A Gatys run computed below the content's own resolution (Full size would add detail)."""
+    return _optimises_here(job) and max(job.shape) < job.full_size
 
 
 def _optimises_here(job: Any) -> bool:

@@ -30,6 +30,7 @@ FILLED = frozenset({
     "method", "checkpoint", "content_weight", "style_weight", "tv_weight", "iterations", "size",
     "device", "weights", "seed", "stack", "slice_weight", "luminance_only", "output_range",
     "style_scale", "preserve_color", "early_stop_tol", "preset", "style_strength",
+    "output_size",
 })  # fmt: skip
 """Options the widget has a control for; ``contrast_limits`` and ``spacing`` come from
 the content layer, and the rest are reported when they differ from the defaults."""
@@ -136,7 +137,8 @@ def _fill(widget: StyleTransferWidget, options: dict[str, Any], sources: object)
     if strength is not None:
         widget.style_strength.value = strength  # before the weight it sets
     for name in ("content_weight", "tv_weight", "style_scale", "iterations", "seed",
-                 "preserve_color", "stack", "slice_weight", "output_range"):  # fmt: skip
+                 "preserve_color", "stack", "slice_weight", "output_range",
+                 "output_size"):  # fmt: skip
         getattr(widget, name).value = values[name]
     widget.style_weight.value = style_weight
     widget.early_stop_tol.value = values["early_stop_tol"] or 0.0
@@ -166,6 +168,7 @@ def _set_layers(widget: StyleTransferWidget, sources: object) -> None:
 
 
 def _set_weights(widget: StyleTransferWidget, weights: str) -> None:
+    weights = "bundled" if weights == "auto" else weights
     if weights in widget.weights.choices and weights != "file":
         widget.weights.value = weights
     else:

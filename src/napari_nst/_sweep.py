@@ -75,7 +75,10 @@ class SweepPlan:
         self.records: list[dict[str, Any] | None] = [None] * len(values)
         self.name = f"{spec['name']} · {parameter} sweep"
         self.axis_label = f"{parameter}: " + ", ".join(f"{value:g}" for value in values)
-        self.geometry = _sweep_geometry(spec["selection"], self.axis_label)
+        plane = _layers.output_geometry(
+            spec["selection"], rendering.layout.plane_shape, rendering.result_plane
+        )
+        self.geometry = _sweep_geometry(spec["selection"], plane, self.axis_label)
         self.layer: Image | None = None
         self.on_layer: Any = None
         """Called with the plan when its layer is (re)made."""
@@ -118,10 +121,12 @@ class SweepPlane:
         return plan.layer
 
 
-def _sweep_geometry(selection: _layers.Selection, label: str) -> dict[str, Any]:
-    """The plane's place in the world (its two axes), behind a sweep axis of unit steps."""
+def _sweep_geometry(
+    selection: _layers.Selection, geometry: dict[str, Any], label: str
+) -> dict[str, Any]:
+    """The plane's place in the world (``geometry``'s two plane axes), behind a sweep
+    axis of unit steps."""
     rows, columns = selection.order[-2:]
-    geometry = selection.geometry
     out: dict[str, Any] = {
         "scale": (1.0, geometry["scale"][rows], geometry["scale"][columns]),
         "translate": (0.0, geometry["translate"][rows], geometry["translate"][columns]),
@@ -144,7 +149,7 @@ class SweepControls:
         widget.sweep_parameter.tooltip = "The parameter a sweep varies, one run per value."
         widget.sweep_values = LineEdit(name="sweep_values", label="sweep values")
         widget.sweep_values.tooltip = (
-            "Comma-separated values, like 1e5, 1e6, 1e7. Blank: the current value ×0.1, "
+            "Comma-separated values, like 0.3, 1, 3. Blank: the current value ×0.1, "
             "×1, ×10 (style scale and iterations: ×0.5, ×1, ×2)."
         )
         widget.sweep = PushButton(name="sweep", text="Sweep")

@@ -25,6 +25,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
 from ._torch_in_gui import prepare_torch
+from ._wording import for_gui
 from ._workers import start_worker
 
 if TYPE_CHECKING:
@@ -66,7 +67,9 @@ class TrainWidget(Container):
         self.checkpoint_every = SpinBox(
             name="checkpoint_every", value=defaults.checkpoint_every, min=1, max=1_000_000
         )
-        self.weights = ComboBox(name="weights", choices=["torchvision", "caffe", "random"])
+        self.weights = ComboBox(
+            name="weights", choices=["bundled", "torchvision", "caffe", "random"], value="bundled"
+        )
         self.device = ComboBox(name="device", choices=available_devices(), value="auto")
         self.run = PushButton(name="run", text="Train")
         self.cancel = PushButton(name="cancel", text="Cancel (keeps the model)", enabled=False)
@@ -106,7 +109,7 @@ class TrainWidget(Container):
         try:
             steps = self._prepare()
         except ValueError as exc:
-            show_error(f"Training: {exc}")
+            show_error(f"Training: {for_gui(str(exc))}")
             return
         self.saved, self.history = None, []
         self._progress = progress(total=self.steps.value, desc="Training fast style")
@@ -118,7 +121,7 @@ class TrainWidget(Container):
         self._worker = start_worker(
             train,
             yielded=self._on_step,
-            errored=lambda exc: show_error(f"Training failed: {exc}"),
+            errored=lambda exc: show_error(f"Training failed: {for_gui(str(exc))}"),
             finished=self._on_finished,
         )
 

@@ -36,6 +36,7 @@ from ._recipes import add_recipe_controls
 from ._style_controls import add_style_controls, style_inputs, style_options
 from ._sweep import SweepControls
 from ._torch_in_gui import prepare_torch, run_threads
+from ._wording import for_gui
 from ._workers import start_worker
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from .core import Step, StyleTransfer
     from .core.record import RunRecord
 
-WEIGHT_SOURCES = ["torchvision", "caffe", "random", "file"]
+WEIGHT_SOURCES = ["bundled", "torchvision", "caffe", "random", "file"]
 
 
 class StyleTransferWidget(Container):
@@ -57,11 +58,11 @@ class StyleTransferWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(scrollable=True)  # ~45 controls: taller than a laptop screen
         prepare_torch()  # before anything imports torch in this (OpenGL) process
-        from .core.devices import available_devices
-        from .core.options import DEFAULT_GATYS_SIZE, Options
+        from .core.devices import available_devices, default_size, resolve_device
+        from .core.options import Options
 
         defaults = Options()
-        self._gatys_size = DEFAULT_GATYS_SIZE
+        self._gatys_size = default_size(resolve_device("auto"))  # 384 px on a CPU
         self._viewer = viewer
         self.content = create_widget(annotation="napari.layers.Image", name="content")
         self.style = create_widget(annotation="napari.layers.Image", name="style")
@@ -72,27 +73,37 @@ class StyleTransferWidget(Container):
             tooltip="gatys: optimise towards the style layer; fast: apply a trained model.",
         )
         self.content_weight = weight_box("content_weight", defaults.content_weight, step=0.01)
-        self.style_weight = weight_box("style_weight", defaults.style_weight, step=1.0)
-        self.tv_weight = weight_box("tv_weight", defaults.tv_weight, step=1e-4)
+        self.style_weight = weight_box("style_weight", defaults.style_weight, step=0.1)
+        self.tv_weight = weight_box("tv_weight", defaults.tv_weight, step=0.01)
         self.iterations = SpinBox(
             name="iterations", value=defaults.iterations, min=1, max=100_000, step=50
         )
         self.size = SpinBox(
             name="size",
-            value=DEFAULT_GATYS_SIZE,
+            value=self._gatys_size,
             min=0,
             max=16384,
             step=64,
-            tooltip="Longest side of the working image in px (0 = full resolution); "
-            "the result is resized back.",
+            tooltip="Longest side of the working image in px (gatys, 0: 384 px on a CPU, "
+            "512 on a GPU; fast, 0: the image's own resolution).",
         )
-        self.size.label = "size (0 = full)"
+        self.size.label = "size (0 = auto)"
+        self.output_size = ComboBox(
+            name="output_size",
+            label="result size",
+            choices=[("as computed", "working"), ("content's size", "content")],
+            value="working",
+            tooltip="as computed: the result at its working size, laid over the content "
+            "(no resampling blur; Full size computes at the content's resolution); "
+            "content's size: enlarged to the content's pixels.",
+        )
         self.device = ComboBox(name="device", choices=available_devices(), value="auto")
         self.weights = ComboBox(
             name="weights",
             choices=WEIGHT_SOURCES,
-            value=defaults.weights,
-            tooltip="torchvision downloads ~550 MB once; random is offline but not artistic.",
+            value="bundled" if defaults.weights == "auto" else defaults.weights,
+            tooltip="bundled: the original VGG19, installed with napari-nst (offline); "
+            "torchvision and caffe download ~550 MB once; random is not artistic.",
         )
         self.weights_file = FileEdit(
             name="weights_file", label="weights file", visible=False, filter="*.pth *.pt"
@@ -115,7 +126,7 @@ class StyleTransferWidget(Container):
         self.extend([
             self.content, self.style, *self._styles, self.method, *self._artistic[:2],
             self.content_weight, self.style_weight, self.tv_weight, *self._artistic[2:],
-            self.iterations, self.size,
+            self.iterations, self.size, self.output_size,
             *add_image_controls(self), self.device, self.weights,
             self.weights_file, self.checkpoint, self.seed, self.train, self.run, self.fit_size,
             self.cancel, *self._live.widgets, self.status, self.queue, *self._sweeps.widgets,
@@ -139,7 +150,7 @@ class StyleTransferWidget(Container):
         self._output_spec: dict[str, Any] = {}
         self._progress: progress | None = None
         self._last_preview = 0.0
-        self._handling_step = self._finish_pending = False
+        self._handling_step = self._finish_pending = self._estimated = False
         self._queued_steps: deque[Step] = deque()
 
     # -- UI -> run ---------------------------------------------------------------
@@ -164,6 +175,7 @@ class StyleTransferWidget(Container):
             "slice_weight": self.slice_weight.value,
             "luminance_only": self.luminance_only.value,
             "output_range": self.output_range.value,
+            "output_size": self.output_size.value,
         }
         return options | artistic_options(self) | style_options(self)
 
@@ -175,11 +187,11 @@ class StyleTransferWidget(Container):
         try:
             job, names = self._prepare()
         except MemoryEstimateError as exc:
-            show_error(f"Style transfer: {exc}")
+            show_error(f"Style transfer: {for_gui(str(exc))}")
             self._offer_size(exc.fitting_size)
             return
         except ValueError as exc:
-            show_error(f"Style transfer: {exc}")
+            show_error(f"Style transfer: {for_gui(str(exc))}")
             return
         self.queue.submit(job, names)
 
@@ -232,6 +244,7 @@ class StyleTransferWidget(Container):
         self._progress = progress(total=job.planes * job.options.iterations, desc="Style transfer")
         self._progress.set_description("Style transfer: loading VGG19 weights")
         self._set_running(True)
+        self._estimated = False
         if "record" not in spec:  # a continuation extends its run's curve
             self.loss_plot.clear()
         threads = run_threads()
@@ -284,6 +297,8 @@ class StyleTransferWidget(Container):
             self._on_finished()
 
     def _take_step(self, step: Step, record: RunRecord) -> None:
+        from .core.plane_run import duration, long_run_note
+
         record.update(step)
         self.loss_plot.add(step)
         if self._job is not None and (step.iteration == 1 or step.done or not record.info):
@@ -292,7 +307,15 @@ class StyleTransferWidget(Container):
                 self._progress.set_description("Style transfer")
         where = f"slice {step.plane + 1}/{step.planes}  " if step.planes > 1 else ""
         loss = f"  loss {step.losses['total']:.4g}" if "total" in step.losses else ""
-        self.status.value = f"{where}{step.iteration}/{step.total}{loss}"
+        left = f"  · about {duration(step.remaining)} left" if step.remaining is not None else ""
+        self.status.value = f"{where}{step.iteration}/{step.total}{loss}{left}"
+        if step.remaining is not None and not self._estimated:
+            self._estimated = True  # said once, before the long part of the run
+            job = self._job
+            size, device = getattr(job.options, "size", None), str(getattr(job, "device", ""))
+            note = size and long_run_note(step.elapsed + step.remaining, size, device)
+            if note:
+                show_info(f"Style transfer: {for_gui(note)}")
         now = time.perf_counter()
         final = step.done or step.plane_done
         if step.image is not None and (final or now - self._last_preview >= self.preview_interval):
@@ -321,11 +344,14 @@ class StyleTransferWidget(Container):
         assert self._job is not None and self._target is not None and self._record is not None
         rendering, spec = self._job.rendering, self._output_spec
         add = spec["sweep"].add_layer if "sweep" in spec else _layers.add_output_layer
+        geometry = _layers.output_geometry(
+            spec["selection"], rendering.layout.plane_shape, rendering.result_plane
+        )
         return add(
             self._viewer,
             self._target.array,
             spec["name"],
-            spec["selection"].geometry,
+            geometry,
             self._record.to_dict(),
             rgb=rendering.kind != "gray",
             display=_layers.gray_display(rendering.contrast_limits, spec["colormap"]),
@@ -341,7 +367,7 @@ class StyleTransferWidget(Container):
         if self._record is not None:
             self._record.finish("failed", str(exc))
             self._publish_record()
-        show_error(f"Style transfer failed: {exc}")
+        show_error(f"Style transfer failed: {for_gui(str(exc))}")
 
     def _on_finished(self) -> None:
         if self._handling_step:

@@ -186,14 +186,14 @@ def plan(
 
 def _weights_path(spec: str) -> str:
     """A weights file as an absolute path (``caffe:`` kept); refused now if missing."""
+    from .core.weights import SOURCES, WeightsError
+
     spec = spec.strip()
-    if spec in ("torchvision", "caffe", "random"):
+    if spec in SOURCES:
         return spec
     prefix = "caffe:" if spec.startswith("caffe:") else ""
     path = Path(spec.removeprefix(prefix)).expanduser()
     if not path.is_file():
-        from .core.weights import WeightsError
-
         raise WeightsError(f"weights file not found: {path}")
     return prefix + str(path.resolve())
 

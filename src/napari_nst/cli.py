@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from ._cli_options import add_batch_parser, add_run_options, add_train_parser
 from ._io import check_writable, read_image
+from ._wording import for_cli
 
 PROG = "napari-nst"
 
@@ -70,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_batch_parser(commands)
     add_train_parser(commands)
+    samples = commands.add_parser(
+        "samples",
+        help="write the sample images (a photo, a micrograph, a painting) to try things on",
+    )
+    samples.add_argument("folder", nargs="?", default=".", help="where (default: here)")
     commands.add_parser("demo", help="open napari with sample data and the Style Transfer widget")
     return parser
 
@@ -79,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "demo":
             return _demo()
+        if args.command == "samples":
+            return _samples(Path(args.folder))
         if args.command == "train":
             return _train(args)
         if args.command == "batch":
@@ -117,7 +125,18 @@ def _stylize(args: argparse.Namespace) -> int:
         code, log = _run_stylize(args, options, recipe)
     for note in differences(recipe, log) if recipe is not None else ():
         print(f"{PROG}: note: unlike the recipe's run, {note}", file=sys.stderr)
+    if "upsampled" in log and not args.quiet:
+        print(f"{PROG}: note: {_upsampled(log['upsampled'])}", file=sys.stderr)
     return code
+
+
+def _upsampled(resize: dict[str, list[int]]) -> str:
+    (h, w), (height, width) = resize["from"], resize["to"]
+    return (
+        f"computed at {w}×{h} px and enlarged to {width}×{height} px, so it looks soft; "
+        f"--output-size working writes the {w}×{h} px result, --size {max(height, width)} "
+        "computes at full size (slower)"
+    )
 
 
 def _run_stylize(
@@ -126,6 +145,7 @@ def _run_stylize(
     from tqdm import tqdm
 
     from .core import prepare
+    from .core.plane_run import duration, long_run_note
     from .core.record import RunRecord
     from .core.replay import steered
 
@@ -146,14 +166,25 @@ def _run_stylize(
     written = False  # any plane (or preview) in ``result`` yet
     # The bar starts with the first step: an error while loading weights stays one line,
     # and a download shows torch's own progress bar.
-    bar = None
+    bar, noted = None, False
     try:
         for step in steps:
-            if bar is None:
-                bar = tqdm(total=step.total, unit="it", desc="stylizing", disable=args.quiet)
+            if bar is None:  # tqdm's own estimate assumes equal iterations; levels differ
+                bar = tqdm(
+                    total=step.total, unit="it", desc="stylizing", disable=args.quiet,
+                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
+                )  # fmt: skip
             where = {"plane": f"{step.plane + 1}/{step.planes}"} if step.planes > 1 else {}
             loss = {"loss": f"{step.losses['total']:.4g}"} if step.losses else {}
-            bar.set_postfix(**loss, **where, refresh=False)
+            left = {"left": duration(step.remaining)} if step.remaining is not None else {}
+            bar.set_postfix(**loss, **where, **left, refresh=False)
+            if not noted and step.remaining is not None:
+                noted = True
+                note = long_run_note(
+                    step.elapsed + step.remaining, run.options.size, str(run.device)
+                )
+                if note and not args.quiet:
+                    tqdm.write(f"{PROG}: {for_cli(note)}", file=sys.stderr)
             if bar.total != step.total:  # a replayed continuation adds iterations
                 bar.total = step.total
             bar.update(step.iteration - bar.n)
@@ -269,6 +300,14 @@ def _batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _samples(folder: Path) -> int:
+    from ._sample_data import write_samples
+
+    for path in write_samples(folder):
+        print(path)
+    return 0
+
+
 def _demo() -> int:
     import napari
 
@@ -281,7 +320,7 @@ def _demo() -> int:
 
 
 def _fail(code: int, message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {for_cli(message)}", file=sys.stderr)
     return code
 
 

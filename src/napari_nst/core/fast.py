@@ -120,13 +120,16 @@ class FastTransfer:
         luminance = options.luminance_only
         if luminance is None:
             luminance = not self.layout.colour
-        self.rendering = Rendering(self.layout, luminance, options.output_range)
         # Native resolution unless a size is asked for (brush strokes scale with it);
         # anisotropic pixels are made square at the finer of the two spacings.
         (height, width), (sy, sx) = self.layout.plane_shape, options.spacing or (1.0, 1.0)
         native = round(max(height * sy, width * sx) / min(sy, sx))
         self.shape = imaging.working_shape(
             self.layout.plane_shape, options.size or native, options.spacing
+        )
+        working = self.shape if options.output_size == "working" else None
+        self.rendering = Rendering(
+            self.layout, luminance, options.output_range, working_shape=working
         )
         self.device = devices.resolve_device(options.device)
         self.precision = "fp32"  # 0–255 outputs need more mantissa than bf16 has
@@ -159,6 +162,7 @@ class FastTransfer:
             "luminance_only": self.rendering.luminance_only,
             "tile": self.tile,
             "result": {"shape": list(self.rendering.shape), "dtype": str(self.rendering.dtype)},
+            **self.rendering.resizing(self.shape),
             "non_finite_pixels": self.non_finite,
             "checkpoint": {"path": checkpoint, "sha256": self._sha256},
         }

@@ -25,7 +25,7 @@ from . import devices, imaging, memory, pyramid, regions
 from .features import VGGFeatures
 from .losses import ContentLoss, StyleTransferLoss
 from .options import Options
-from .plane_run import LevelRun, Position
+from .plane_run import LevelRun, Pace, Position
 from .rendering import Rendering
 from .step import Step
 from .style_targets import blend, targets_for
@@ -51,6 +51,9 @@ class StyleTransfer:
                 f"style_blend_weights has {len(blend_weights)} value(s) for "
                 f"{len(styles)} style image(s)"
             )
+        self.device = devices.resolve_device(options.device)
+        if options.size is None:  # the record says the size the run had
+            options = dataclasses.replace(options, size=devices.default_size(self.device))
         self.options, self.blend_weights = options, blend_weights
         self._inputs = (content, styles, labels)
         self.layout = imaging.inspect(
@@ -64,15 +67,16 @@ class StyleTransfer:
         luminance = options.luminance_only
         if luminance is None:  # gray in, gray out; colour keeps its colours unless asked
             luminance = not self.layout.colour or options.preserve_color == "luminance"
-        self.rendering = Rendering(
-            self.layout, luminance, options.output_range,
-            match_colour=options.preserve_color == "histogram" and not luminance,
-        )  # fmt: skip
         self._regions = regions.Regions.check(
             labels, options.label_styles, self.layout.plane_shape, len(styles)
         )
         size = options.gatys_size
         self.shape = imaging.working_shape(self.layout.plane_shape, size, options.spacing)
+        self.rendering = Rendering(
+            self.layout, luminance, options.output_range,
+            match_colour=options.preserve_color == "histogram" and not luminance,
+            working_shape=self.shape if options.output_size == "working" else None,
+        )  # fmt: skip
         try:
             self.style_shapes = [
                 imaging.working_shape(s.unit.shape[:2], options.style_size) for s in self._styles
@@ -82,7 +86,6 @@ class StyleTransfer:
         self.levels = pyramid.schedule(
             self.layout.plane_shape, [s.unit.shape[:2] for s in self._styles], options
         )
-        self.device = devices.resolve_device(options.device)
         self.precision = devices.resolve_precision(options.precision, self.device)
         height, width = self.shape
         memory.check(self._bytes_at, max(self.shape), self.device, f"a {height}×{width} run")
@@ -106,6 +109,12 @@ class StyleTransfer:
     def planes(self) -> int:
         return len(self.layout.indices)
 
+    @property
+    def full_size(self) -> int:
+        """The working size at the content's own resolution (the finer pixel spacing)."""
+        (height, width), (sy, sx) = self.layout.plane_shape, self.options.spacing or (1.0, 1.0)
+        return round(max(height * sy, width * sx) / min(sy, sx))
+
     def cancel(self) -> None:
         """Ask the run to stop from any thread; it ends within one loss evaluation.
 
@@ -123,6 +132,7 @@ class StyleTransfer:
             "working_size": list(self.shape),
             "luminance_only": self.rendering.luminance_only,
             "result": {"shape": list(self.rendering.shape), "dtype": str(self.rendering.dtype)},
+            **self.rendering.resizing(self.shape),
             "non_finite_pixels": self.non_finite,
             "weights": self.weights.describe() if self.weights else {"source": None},
         } | ({"pyramid": levels} if levels else {})
@@ -167,6 +177,7 @@ class StyleTransfer:
             return
         losses: dict[int, StyleTransferLoss] = {}
         previous: torch.Tensor | None = None
+        pace = Pace(self._work())
         for number, index in enumerate(self.layout.indices):
             if self._stop.is_set():  # between planes, or while the style targets were built
                 yield _stopped_early(run, base, number, self.planes)
@@ -190,7 +201,7 @@ class StyleTransfer:
                 start = self._initial_image(content) if image is None else image
                 where = Position(
                     index, number, self.planes, number_of_level, len(levels), base, run.total,
-                    run.start, run.evaluations,
+                    run.start, run.evaluations, pace,
                 )  # fmt: skip
                 level_run = LevelRun(
                     opts, (extractor, loss_fn, self.device, self.precision), self.rendering.render,
@@ -209,23 +220,36 @@ class StyleTransfer:
                     return
             previous = image
 
-    def continued(self, iterations: int) -> StyleTransfer:
+    def continued(self, iterations: int, size: int | None = None) -> StyleTransfer:
         """The same run for ``iterations`` more, each plane from this run's result.
 
         Numbering goes on from where this run stopped, so one record holds both;
-        weights changed during this run stay changed. Raises ``ValueError`` when
+        weights changed during this run stay changed. With ``size``, the run goes on
+        at that working size, from its result upsampled: one more coarse-to-fine
+        level, say up to the content's own resolution. Raises ``ValueError`` when
         this run has no result to continue from.
         """
         if not self.final_images:
             raise ValueError("there is no finished result to continue from")
         content, styles, labels = self._inputs
         options = dataclasses.replace(
-            self.options, iterations=iterations, pyramid="off", **self._live_weights
+            self.options,
+            iterations=iterations,
+            pyramid="off",
+            size=size or self.options.size,
+            **self._live_weights,
         )
         job = StyleTransfer(content, styles, options, labels)
         job._start_images = dict(self.final_images)
         job._first_iteration = self.last_iteration
         return job
+
+    def _work(self) -> list[tuple[int, int]]:
+        """(iterations, pixels) per level run, in run order (see :meth:`_iterations_total`)."""
+        full = self.levels[-1]
+        climb = [full] if self._start_images else self.levels
+        parts = [*climb, *[full] * (self.planes - 1)]
+        return [(level.iterations, level.shape[0] * level.shape[1]) for level in parts]
 
     def _iterations_total(self) -> int:
         """Iterations of the whole run: the first plane climbs the pyramid, the rest
@@ -319,6 +343,7 @@ class StyleTransfer:
             style_weight=opts.style_weight,
             tv_weight=opts.tv_weight,
             slice_weight=opts.slice_weight if self.planes > 1 else None,
+            normalize=opts.loss_norm == "target",
         )
 
     def _initial_image(self, content: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,25 @@
 Each loss is a tiny module holding its target as a buffer, so targets move with
 ``.to(device)`` and are computed once per run. Features may arrive in bf16 from
 autocast; every loss computes in fp32, where Gram matrices need the range.
+
+**Normalisation** (``loss_norm="target"``, the default). A raw mean squared error
+carries the scale of the loss network: the Caffe VGG19 (0–255 input) has features
+~60× larger than torchvision's, so its style term (4th power of the features)
+outweighs the content term (2nd power) by a factor of thousands, and no single
+``style_weight`` can mean the same on both. Each term is therefore divided by
+its target's mean square: the content term is ``MSE(F, Fc) / mean(Fc²)`` per
+content layer, the style term ``MSE(G, Gs) / mean(Gs²)`` per style layer. Each term
+is then a dimensionless relative distance, unchanged when the features are rescaled
+by any factor and nearly so across working sizes, and they are exactly the
+distances :mod:`.quality` measures. Total variation stays absolute (the image in
+[0, 1] is the same for every loss network, and a stylised texture's neighbour
+differences sit at VGG's pixel scale, about 0.01 at any size); dividing it by the
+content's own would smooth a micrograph 13× harder than a photo. (crowsonkb's
+style-transfer-pytorch instead scales each MSE to a unit-L1 gradient with respect
+to its own input; that stays dependent on the feature scale through the network,
+where this does not.)
+``loss_norm="none"`` is the raw MSE of earlier versions, kept so their recipes
+replay bit for bit.
 """
 
 from __future__ import annotations
@@ -37,12 +56,19 @@ class _Gram(torch.autograd.Function):
         return torch.bmm(flat, grad + grad.transpose(1, 2))
 
 
+def mean_square(tensor: torch.Tensor) -> torch.Tensor:
+    """The divisor that makes a loss towards ``tensor`` relative (1 for an all-zero one)."""
+    value = tensor.detach().float().pow(2).mean()
+    return torch.where(value > 0, value, torch.ones_like(value))
+
+
 class ContentLoss(nn.Module):
     """Mean squared difference of feature maps at one layer."""
 
     def __init__(self, target: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("target", target.detach().float())
+        self.register_buffer("divisor", mean_square(self.target))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(features.float(), self.target)
@@ -63,6 +89,9 @@ class StyleLoss(nn.Module):
         loss.register_buffer("target", gram.detach().float())
         return loss
 
+    def mean_square(self) -> torch.Tensor:
+        return mean_square(self.target)
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(gram_matrix(features), self.target)
 
@@ -80,6 +109,7 @@ class StyleTransferLoss(nn.Module):
     Reported losses are the weighted terms, so the numbers a user sees add up to
     the total being minimised. Style targets are fixed for a run; the content
     target (and, in stacks, the neighbouring slice's result) change per plane.
+    With ``normalize`` each term is relative to its target (module docstring).
     """
 
     def __init__(
@@ -90,11 +120,16 @@ class StyleTransferLoss(nn.Module):
         style_weight: float,
         tv_weight: float,
         slice_weight: float | None = None,
+        normalize: bool = True,
     ) -> None:
         super().__init__()
+        self.normalize = normalize
         self.content = nn.ModuleDict(content)
         self.style = nn.ModuleDict({name: loss for name, (loss, _) in style.items()})
-        self.style_layer_weights = {name: weight for name, (_, weight) in style.items()}
+        self.style_layer_weights = {
+            name: weight / (float(loss.mean_square()) if normalize else 1.0)
+            for name, (loss, weight) in style.items()
+        }
         self.weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
         if slice_weight is not None:
             self.weights["slice"] = slice_weight
@@ -120,7 +155,7 @@ class StyleTransferLoss(nn.Module):
         self, features: dict[str, torch.Tensor], image: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         zero = image.new_zeros(())
-        content = sum((loss(features[name]) for name, loss in self.content.items()), zero)
+        content = self._relative(self.content, features, zero)
         style = sum(
             (
                 self.style_layer_weights[name] * loss(features[name])
@@ -134,7 +169,14 @@ class StyleTransferLoss(nn.Module):
             "tv": self.weights["tv"] * total_variation(image) if self.weights["tv"] else zero,
         }
         if "slice" in self.weights:
-            near = sum((loss(features[name]) for name, loss in self.reference.items()), zero)
-            terms["slice"] = self.weights["slice"] * near
+            terms["slice"] = self.weights["slice"] * self._relative(self.reference, features, zero)
         terms["total"] = sum(terms.values(), zero)
         return terms
+
+    def _relative(self, losses, features: dict[str, torch.Tensor], zero: torch.Tensor):
+        """Σ over layers of each content-like loss, over its target's mean square if normalised."""
+        total = zero
+        for name, loss in losses.items():
+            value = loss(features[name])
+            total = total + (value / loss.divisor if self.normalize else value)
+        return total

@@ -24,18 +24,34 @@ OUTPUT_RANGES = ("original", "unit")
 PRESERVE_COLORS = ("none", "histogram", "luminance")
 PADDINGS = ("zeros", "reflect", "replicate")
 PYRAMIDS = ("auto", "on", "off")
-DEFAULT_STYLE_WEIGHT = 1e6
+LOSS_NORMS = ("target", "none")
+OUTPUT_SIZES = ("content", "working")
+LEGACY_LOSS_NORM = "none"
+"""The loss scaling of records written before ``loss_norm`` existed (raw MSE)."""
+DEFAULT_STYLE_WEIGHT = 1.0
+DEFAULT_TV_WEIGHT = 10.0
 PRESETS: dict[str, dict[str, Any]] = {
-    "faithful": {"style_weight": 1e5, "tv_weight": 1.0, "init": "content"},
-    "balanced": {"style_weight": DEFAULT_STYLE_WEIGHT, "tv_weight": 1.0, "init": "content"},
-    "bold": {"style_weight": 1e7, "tv_weight": 0.5, "init": "content", "style_scale": 1.25},
-    "texture only": {"content_weight": 0.0, "init": "noise", "tv_weight": 1.0},
+    "faithful": {"style_weight": 0.3, "tv_weight": DEFAULT_TV_WEIGHT, "init": "content"},
+    "balanced": {
+        "style_weight": DEFAULT_STYLE_WEIGHT,
+        "tv_weight": DEFAULT_TV_WEIGHT,
+        "init": "content",
+    },
+    "bold": {"style_weight": 3.0, "tv_weight": DEFAULT_TV_WEIGHT, "init": "content"},
+    "texture only": {"content_weight": 0.0, "init": "noise", "tv_weight": DEFAULT_TV_WEIGHT},
 }
-"""Named starting points; options given explicitly override a preset's values."""
-STYLE_STRENGTH_RANGE = (-4.0, 4.0)
+"""Named starting points; options given explicitly override a preset's values.
+
+Calibrated with the bundled VGG19 on a photo, a gray MRI slice and a micrograph
+(``benchmarks/bench_quality.py``): content distance rises and style distance falls
+from faithful to bold; faithful keeps the anatomy of a scan. The weights are in
+normalised units (``loss_norm="target"``): each term is a relative distance."""
+STYLE_STRENGTH_RANGE = (-2.0, 2.0)
 DEFAULT_LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.02}
 DEFAULT_GATYS_SIZE = 512
-"""Working size of the optimisation when ``size`` is not given (fast runs use the image's)."""
+"""Working size of the optimisation when ``size`` is not given and no device is known;
+a run takes its device's default (``devices.default_size``: 384 px on a CPU) and
+records it. Fast runs use the image's own resolution."""
 DEFAULT_SLICE_WEIGHT = 0.5
 """Inter-slice term, in content-term units: features of the previous slice's result."""
 
@@ -44,18 +60,21 @@ DEFAULT_SLICE_WEIGHT = 0.5
 class Options:
     """Parameters of one stylisation run; defaults are documented in the README.
 
-    The weights are calibrated for torchvision's VGG19 on inputs in [0, 1] with
-    ImageNet normalisation, mean-squared losses and Gram matrices divided by
-    C·H·W (the scaling of PyTorch's own neural-transfer tutorial): content 1,
-    style 1e6 per style layer, a light total-variation term.
+    With ``loss_norm="target"`` (the default) every loss term is relative to its
+    target (see :mod:`.losses`), so the weights mean the same balance on any VGG19
+    weights and at any working size: content 1, style 1 (per style layer, each
+    layer's Gram distance relative to the style's), total variation 10 (the mean
+    squared neighbour difference of the image in [0, 1], about 0.01 for a stylised
+    texture). ``loss_norm="none"`` is the raw MSE of 0.1, whose weights (style 1e6,
+    total variation 1) were calibrated for torchvision's VGG19.
     """
 
     method: str = "gatys"
-    iterations: int = 500
+    iterations: int = 100
     size: int | None = None
     content_weight: float = 1.0
     style_weight: float = DEFAULT_STYLE_WEIGHT
-    tv_weight: float = 1.0
+    tv_weight: float = DEFAULT_TV_WEIGHT
     content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
     style_layer_weights: tuple[float, ...] | None = None
@@ -65,7 +84,7 @@ class Options:
     init: str = "content"
     noise_ratio: float = 0.6
     pooling: str = "max"
-    weights: str = "torchvision"
+    weights: str = "auto"
     device: str = "auto"
     precision: str = "auto"
     seed: int = 0
@@ -90,6 +109,8 @@ class Options:
     style_strength: float | None = None
     pyramid: str = "auto"
     pyramid_iterations: int | None = None
+    loss_norm: str = "target"
+    output_size: str = "content"
 
     @classmethod
     def from_kwargs(cls, options: dict[str, Any]) -> Options:
@@ -125,6 +146,8 @@ class Options:
         _integer("early_stop_patience", self.early_stop_patience, minimum=1)
         _choice("padding", self.padding, PADDINGS)
         _choice("pyramid", self.pyramid, PYRAMIDS)
+        _choice("loss_norm", self.loss_norm, LOSS_NORMS)
+        _choice("output_size", self.output_size, OUTPUT_SIZES)
         if self.pyramid_iterations is not None:
             _integer("pyramid_iterations", self.pyramid_iterations, minimum=1)
         if self.ema is not None:
@@ -160,7 +183,10 @@ class Options:
             if self.learning_rate == 0:
                 raise ValueError("learning_rate must be greater than 0")
         if not isinstance(self.weights, str) or not self.weights.strip():
-            raise ValueError("weights must be 'torchvision', 'caffe', 'random' or a file path")
+            raise ValueError(
+                "weights must be 'auto', 'bundled', 'torchvision', 'caffe', 'random' "
+                "or a file path"
+            )
 
         content_layers = _layer_list("content_layers", self.content_layers)
         style_layers = _layer_list("style_layers", self.style_layers)

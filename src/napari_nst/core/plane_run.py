@@ -43,6 +43,73 @@ def check_weights(command: Mapping[str, Any]) -> dict[str, float]:
     return checked
 
 
+LONG_RUN = 60.0
+"""Seconds from which a run is worth a word on how long it takes and how to go faster."""
+SMALLER_SIZES = (512, 384, 256, 192, 128)
+
+
+def duration(seconds: float) -> str:
+    """``45 s``, ``4 min 10 s``, ``1 h 5 min``: an estimate, rounded for reading."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return (
+            f"{minutes} min {rest // 10 * 10} s"
+            if minutes < 10 and rest >= 10
+            else f"{minutes} min"
+        )
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60} min"
+
+
+def long_run_note(remaining: float, size: int, device: str) -> str | None:
+    """What to tell a user before a long run: its length, and a smaller size's (the cost
+    of an iteration grows with the pixels); None for a short run."""
+    if remaining < LONG_RUN:
+        return None
+    note = f"this run will take about {duration(remaining)} ({size} px on {device})"
+    smaller = next((s for s in SMALLER_SIZES if s <= 0.75 * size), None)
+    if smaller is not None:
+        faster = remaining * (smaller / size) ** 2
+        note += f"; size='{smaller}' would take about {duration(faster)}"
+    if device == "cpu":
+        note += ", a CUDA GPU seconds"
+    return note
+
+
+class Pace:
+    """Seconds left in a run: how fast the level in progress goes, times the work left.
+
+    The work is iterations × pixels per level (an L-BFGS iteration costs about the
+    same per pixel at every size), listed in run order: the first plane's levels,
+    coarse to fine, then each later plane at full size.
+    """
+
+    TIMED = 2
+    """Iterations of a level timed before it estimates (the first one includes setup)."""
+
+    def __init__(self, work: list[tuple[int, int]]) -> None:
+        self.work = work
+        self.part = -1
+        self.started = 0.0
+
+    def next_level(self) -> None:
+        self.part += 1
+        self.started = time.perf_counter()
+
+    def remaining(self, done: int) -> float | None:
+        """Seconds left after ``done`` iterations of the current level."""
+        if done < self.TIMED or not 0 <= self.part < len(self.work):
+            return None
+        iterations, pixels = self.work[self.part]
+        per_unit = (time.perf_counter() - self.started) / (done * pixels)
+        later = sum(n * p for n, p in self.work[self.part + 1 :])
+        left = max(0, iterations - done) * pixels + later
+        return left * per_unit
+
+
 @dataclass(frozen=True)
 class Position:
     """Where a level sits in the run, for the numbers its steps report."""
@@ -58,6 +125,7 @@ class Position:
     start: float
     evaluations: int
     """Loss evaluations of the run before this level."""
+    pace: Pace | None = None
 
     @property
     def last_level(self) -> bool:
@@ -137,10 +205,13 @@ class LevelRun:
                 level=where.level,
                 levels=where.levels,
                 reweighted=reweighted if not cancelled else {},
+                remaining=where.pace.remaining(iteration) if where.pace and not final else None,
             )
 
         early_stop = EarlyStop(opts.early_stop_tol, opts.early_stop_patience)
         self._apply(self.live_weights)
+        if where.pace is not None:
+            where.pace.next_level()
         for iteration in range(1, iterations + 1):
             closure.begin_step()
             try:

@@ -20,7 +20,7 @@ from .options import Options
 
 START = 128
 """Longest side of the coarsest level, in px."""
-AUTO_ABOVE = 512
+AUTO_ABOVE = 256
 """``pyramid="auto"`` turns the pyramid on for working sizes above this."""
 STEP = math.sqrt(2)
 """Each level is √2 larger than the previous: twice the pixels."""

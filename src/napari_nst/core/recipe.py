@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .options import PRESETS, Options
+from .options import LEGACY_LOSS_NORM, PRESETS, Options
 from .replay import Steering
+
+LEGACY_GATYS_SIZE = 512
+LEGACY_PYRAMID_ABOVE = 512
 
 NOT_REPLAYED = frozenset({"preview_every"})
 """Record params that describe how a run was watched, not what it made (previews are
@@ -92,6 +95,8 @@ def parse_recipe(data: object, name: str = "recipe") -> Recipe:
         raise RecipeError(f"{name} must be a JSON object of options (or a run record)")
     record = isinstance(data.get("params"), dict)
     options = dict(data["params"] if record else data)
+    if record and "loss_norm" not in options:
+        options = as_before_normalisation(options)
     if record and options.get("style_strength") is not None:
         # A record holds both the strength asked for and the style weight it became.
         options.pop("style_weight", None)
@@ -111,6 +116,22 @@ def parse_recipe(data: object, name: str = "recipe") -> Recipe:
     except ValueError as exc:
         raise RecipeError(str(exc)) from None
     return Recipe(options, threads, _ran_with(data), steering)
+
+
+def as_before_normalisation(params: dict[str, Any]) -> dict[str, Any]:
+    """A record's params from before ``loss_norm`` (napari-nst 0.1), with the defaults of
+    that time spelled out, so it replays as it ran: raw MSE losses, 512 px when no size
+    was given, coarse-to-fine only above 512 px, and the style weight the strength
+    became (strengths were relative to another default style weight)."""
+    options = dict(params, loss_norm=LEGACY_LOSS_NORM)
+    if options.get("size") is None and options.get("method", "gatys") == "gatys":
+        options["size"] = LEGACY_GATYS_SIZE
+    if options.get("pyramid", "auto") == "auto":
+        size = options.get("size") or LEGACY_GATYS_SIZE
+        options["pyramid"] = "on" if size > LEGACY_PYRAMID_ABOVE else "off"
+    if options.get("style_strength") is not None and options.get("style_weight") is not None:
+        options.pop("style_strength")
+    return options
 
 
 def _ran_with(record: dict[str, Any]) -> dict[str, Any]:

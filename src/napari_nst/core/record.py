@@ -74,10 +74,12 @@ class RunRecord:
         if step.done:
             self.status = "cancelled" if step.cancelled else "done"
 
-    def reopen(self, iterations: int) -> None:
-        """A finished run goes on for ``iterations`` more ("Continue"): the record runs
-        again, and says where the continuation began, so that a replay can too."""
-        self.continued.append({"after": self.iteration, "iterations": iterations})
+    def reopen(self, iterations: int, size: int | None = None) -> None:
+        """A finished run goes on for ``iterations`` more ("Continue"; at working size
+        ``size`` for a full-size render): the record runs again, and says where the
+        continuation began, so that a replay can too."""
+        entry = {"after": self.iteration, "iterations": iterations}
+        self.continued.append(entry | ({"size": size} if size else {}))
         self.status, self.message = "running", ""
 
     def finish(self, status: str, message: str = "") -> None:

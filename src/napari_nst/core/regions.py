@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .losses import mean_square
+
 CONTENT = "content"
 """A region whose value in ``label_styles`` is this keeps the content (no style term)."""
 BLEND = -1
@@ -146,6 +148,13 @@ class GuidedStyleLoss(nn.Module):
         for number, target in enumerate(targets):
             self.register_buffer(f"target{number}", target.detach().float())
         self._resized: dict[tuple[int, int], list[torch.Tensor]] = {}
+
+    def mean_square(self) -> torch.Tensor:
+        """The regions' target mean squares, weighted by their shares (for normalisation)."""
+        return sum(
+            share * mean_square(getattr(self, f"target{number}"))
+            for number, share in enumerate(self.shares)
+        )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         n, c, h, w = features.shape

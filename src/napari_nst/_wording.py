@@ -1,0 +1,24 @@
+"""Options named in messages, spelled for where the message is read.
+
+The engine names an option as Python does (``weights='bundled'``), right for
+scripts; the command line shows the flag (``--weights bundled``) and napari the
+control (``weights: bundled``), so a hint can be followed where it appears.
+"""
+
+from __future__ import annotations
+
+import re
+
+_OPTION = re.compile(r"\b([a-z][a-z0-9_]*)='([^']*)'")
+
+
+def for_cli(message: str) -> str:
+    def flag(match: re.Match[str]) -> str:
+        value = match[2] if " " not in match[2] else f"'{match[2]}'"
+        return f"--{match[1].replace('_', '-')} {value}"
+
+    return _OPTION.sub(flag, message)
+
+
+def for_gui(message: str) -> str:
+    return _OPTION.sub(lambda match: f"{match[1]}: {match[2]}", message)
