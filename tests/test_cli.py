@@ -88,14 +88,32 @@ def test_tiff_stack_round_trip_keeps_shape_and_dtype(tmp_path, style_rgb):
     assert record["result"] == {"shape": [3, 48, 40], "dtype": "float32"}  # before the file
 
 
-def test_planar_rgb_tiff_is_read_channels_last(tmp_path):
+def test_tiffs_are_read_as_napari_shows_them(tmp_path):
     import tifffile
+    from napari_builtins.io import imread as napari_imread
 
     from napari_nst._io import read_image
 
-    rgb = np.random.default_rng(1).integers(0, 255, (3, 20, 30), dtype=np.uint8)
-    tifffile.imwrite(tmp_path / "planar.tif", rgb, photometric="rgb", planarconfig="separate")
-    np.testing.assert_array_equal(read_image(tmp_path / "planar.tif"), np.moveaxis(rgb, 0, -1))
+    rng = np.random.default_rng(1)
+    # A 3-slice volume written without photometric: tifffile stores it as planar RGB
+    # (axes SYX); napari shows 3 planes, so do we. Likewise 4 slices (not RGBA).
+    volume = rng.integers(0, 255, (3, 20, 30), dtype=np.uint8)
+    with pytest.warns(DeprecationWarning):  # tifffile's own warning about guessing
+        tifffile.imwrite(tmp_path / "volume.tif", volume)
+    with tifffile.TiffFile(tmp_path / "volume.tif") as tif:
+        assert tif.series[0].axes == "SYX"
+    four = rng.integers(0, 4095, (4, 20, 30), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "four.tif", four)
+    rgb = rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    planar = np.moveaxis(rgb, -1, 0)
+    tifffile.imwrite(tmp_path / "planar.tif", planar, photometric="rgb", planarconfig="separate")
+    for name, expected in [
+        ("volume.tif", volume), ("four.tif", four), ("rgb.tif", rgb), ("planar.tif", planar)
+    ]:  # fmt: skip
+        read = read_image(tmp_path / name)
+        np.testing.assert_array_equal(read, expected)
+        np.testing.assert_array_equal(read, napari_imread(str(tmp_path / name)))
 
 
 def test_a_stack_result_refuses_a_2d_format_before_any_work(tmp_path, style_rgb, capsys):

@@ -21,32 +21,25 @@ class ImageFileError(ValueError):
 
 
 def read_image(path: str | os.PathLike, role: str = "image") -> np.ndarray:
-    """The whole image: every page of a TIFF stack, in its own dtype and shape."""
+    """The whole image (every page of a TIFF stack) in its own dtype, shaped as napari
+    shows it.
+
+    The rule is napari's own reader's: the array ``imageio.v3.imread`` returns (for a
+    TIFF, tifffile's first series), taken as it is. Colour is samples in the last axis
+    (3 or 4); a TIFF that stores its samples as planes (axes ``SYX``, which is what
+    tifffile writes for a 3- or 4-slice volume given no ``photometric``) is a stack
+    of S planes, as napari shows it, not an RGB image.
+    """
     import imageio.v3 as iio
 
     path = Path(path)
     if not path.is_file():
         raise ImageFileError(f"{role} not found: {path}")
     try:
-        if path.suffix.lower() in TIFF_SUFFIXES:
-            return _read_tiff(path)
         return np.asarray(iio.imread(path))
     except Exception as exc:  # imageio raises many types for undecodable files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ImageFileError(f"cannot read {role} {path}: {reason}") from None
-
-
-def _read_tiff(path: Path) -> np.ndarray:
-    """Every page; colour samples stored as planes (axes 'SYX') are moved last."""
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        data = np.asarray(series.asarray())
-        axes = series.axes
-    if "S" in axes and axes.index("S") != len(axes) - 1:
-        data = np.moveaxis(data, axes.index("S"), -1)
-    return data
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, rgb: bool | None = None) -> Path:
