@@ -147,6 +147,7 @@ def _run_stylize(
     from .core import prepare
     from .core.plane_run import duration, long_run_note
     from .core.record import RunRecord
+    from .core.rendering import place
     from .core.replay import steered
 
     if args.labels:
@@ -190,7 +191,7 @@ def _run_stylize(
             bar.update(step.iteration - bar.n)
             record.update(step)
             if step.image is not None:
-                result[step.index], written = step.image, True
+                result, written = place(result, step.index, step.image, rendering.fill), True
     except KeyboardInterrupt:
         # The interrupt lands inside the engine; keep the finished planes and the
         # newest preview of the current one.

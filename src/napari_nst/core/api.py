@@ -16,6 +16,7 @@ from .fast import FastTransfer
 from .gatys import StyleTransfer
 from .options import Options
 from .recipe import Recipe, parse_recipe
+from .rendering import place
 from .replay import steered
 from .step import Step
 
@@ -66,7 +67,7 @@ def stylize(
     with torch_threads(recipe.threads if recipe is not None else None):
         for step in _steps(job, recipe):
             if step.image is not None:
-                result[step.index] = step.image
+                result = place(result, step.index, step.image, job.rendering.fill)
     return result
 
 

@@ -144,6 +144,19 @@ class Rendering:
         return alpha.astype(self.dtype)
 
 
+def place(
+    result: np.ndarray, index: tuple[int, ...], image: np.ndarray, fill: float
+) -> np.ndarray:
+    """``result`` with ``image`` as its plane ``index``: the same array, or a new one of
+    the image's plane shape when a continuation changed the size (a replayed Full size),
+    every plane of which that continuation computes again."""
+    if result[index].shape != image.shape:
+        stack = result.shape[: result.ndim - image.ndim]
+        result = np.full((*stack, *image.shape), fill, dtype=result.dtype)
+    result[index] = image
+    return result
+
+
 def _resized(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A content array (H, W) or (H, W, C) at another plane size, in its own dtype."""
     if values.shape[:2] == tuple(shape):
