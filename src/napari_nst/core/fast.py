@@ -40,6 +40,17 @@ _LEGACY_KEY = re.compile(r"(^|\.)in\d+\.(running_mean|running_var|num_batches_tr
 _LUMA = torch.tensor([0.299, 0.587, 0.114])  # YIQ's Y, as skimage.color.rgb2yiq
 
 
+SAMPLE_MODEL = "starry_night.pth"
+"""The fast model installed with napari-nst (The Starry Night; ``docs/train_sample_model.py``
+is its recipe), used when no checkpoint is given."""
+
+
+def sample_model() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("napari_nst") / "samples" / SAMPLE_MODEL))
+
+
 class CheckpointError(ValueError):
     """A fast-style model file that cannot be used, with what was found in it."""
 
@@ -108,9 +119,8 @@ class FastTransfer:
     """A validated fast run; the checkpoint is read when the run starts."""
 
     def __init__(self, content: object, options: Options) -> None:
-        if not options.checkpoint:
-            raise ValueError("method 'fast' needs a checkpoint (a .pth or .safetensors model)")
-        if not Path(options.checkpoint).expanduser().is_file():
+        self.checkpoint = Path(options.checkpoint or sample_model()).expanduser()
+        if not self.checkpoint.is_file():
             raise CheckpointError(f"checkpoint not found: {options.checkpoint}")
         self.options = options
         self.layout = imaging.inspect(
@@ -152,7 +162,7 @@ class FastTransfer:
         self._stop.set()
 
     def info(self) -> dict[str, Any]:
-        checkpoint = str(Path(self.options.checkpoint or "").expanduser())
+        checkpoint = str(self.checkpoint)
         if self._sha256 is None:
             self._sha256 = file_sha256(checkpoint)
         return {
@@ -187,7 +197,7 @@ class FastTransfer:
         yield from memory.guard(self._run(), self.device, hint)
 
     def _run(self) -> Iterator[Step]:
-        net = load_checkpoint(self.options.checkpoint or "")
+        net = load_checkpoint(self.checkpoint)
         devices.configure(self.device)
         net = net.to(self.device, memory_format=torch.channels_last)
         tiles = tiling.plan(self.shape, self.tile) if self.tile else []
