@@ -191,7 +191,7 @@ def test_presets_fill_unset_options_and_style_strength_is_a_log_ratio():
     from napari_nst.core.options import DEFAULT_STYLE_WEIGHT, Options
 
     bold = Options.from_kwargs({"preset": "bold"})
-    assert bold.style_weight == 3.0 and bold.tv_weight == 0.1 and bold.preset == "bold"
+    assert bold.style_weight == 3.0 and bold.tv_weight == 10.0 and bold.preset == "bold"
     assert Options.from_kwargs({"preset": "bold", "style_weight": 5.0}).style_weight == 5.0
     texture = Options.from_kwargs({"preset": "texture only"})
     assert texture.content_weight == 0 and texture.init == "noise"

@@ -99,6 +99,7 @@ def _run(widget, qtbot) -> object:
 
 
 def test_whole_stack_keeps_shape_geometry_and_window(widget, qtbot, volume_layer):
+    widget.output_size.value = "content"  # compared with the content's grid, pixel for pixel
     before = volume_layer.data.copy()
     assert widget.luminance_only.value  # gray content: gray result by default
     widget.stack.value = "all"
@@ -117,6 +118,7 @@ def test_whole_stack_keeps_shape_geometry_and_window(widget, qtbot, volume_layer
 
 
 def test_current_slice_lands_on_the_displayed_slice(widget, qtbot, volume_layer):
+    widget.output_size.value = "content"  # compared with the content's grid, pixel for pixel
     viewer = widget._viewer
     viewer.dims.set_point(0, 2.0)  # world z = -4 + 2·3: slice 2
     output = _run(widget, qtbot)
@@ -130,6 +132,7 @@ def test_current_slice_lands_on_the_displayed_slice(widget, qtbot, volume_layer)
 
 
 def test_a_transposed_view_stylises_the_plane_on_screen(widget, qtbot):
+    widget.output_size.value = "content"  # compared with the content's grid, pixel for pixel
     viewer = widget._viewer
     data = np.random.default_rng(0).random((40, 30, 56)).astype(np.float32)
     layer = viewer.add_image(data, name="zyx", scale=(2, 1, 1))
@@ -164,6 +167,7 @@ def test_cancel_in_a_stack_keeps_the_finished_slices(widget, qtbot, volume_layer
 
 
 def test_colour_mode_on_gray_content_gives_rgb(widget, qtbot, volume_layer):
+    widget.output_size.value = "content"  # compared with the content's grid, pixel for pixel
     widget.luminance_only.value = False
     output = _run(widget, qtbot)
     assert output.rgb and output.data.shape == (1, 217, 181, 3)
@@ -238,7 +242,9 @@ def test_fast_method_applies_a_checkpoint_to_a_whole_stack(widget, qtbot, tmp_pa
     layer = widget._viewer.add_image(data, name="stack", contrast_limits=(0, 1))
     widget.reset_choices()
     widget.content.value = layer
-    widget.size.value = 512  # the default; a size the user chose would be kept
+    from napari_nst.core.devices import default_size, resolve_device
+
+    widget.size.value = default_size(resolve_device("auto"))  # the default; a chosen one stays
     widget.method.value = "fast"
     assert widget.checkpoint.native.isVisibleTo(widget.native)
     assert not widget.iterations.native.isVisibleTo(widget.native)
@@ -253,7 +259,7 @@ def test_fast_method_applies_a_checkpoint_to_a_whole_stack(widget, qtbot, tmp_pa
     assert record["status"] == "done" and record["planes"] == {"done": 3, "total": 3}
     assert record["checkpoint"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     widget.method.value = "gatys"
-    assert widget.size.value == 512
+    assert widget.size.value == default_size(resolve_device("auto"))  # back to the default
 
 
 def test_train_dock_trains_on_a_stack_layer_and_cancel_keeps_the_model(

@@ -35,13 +35,25 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method", choices=["gatys", "fast"], default=opt, help="gatys (default) or fast"
     )
-    parser.add_argument("--iterations", type=int, default=opt, help="optimisation steps (500)")
     parser.add_argument(
-        "--size", type=int, default=opt, help="longest side of the working image (512)"
+        "--iterations", type=int, default=opt, help="optimisation steps at full size (100)"
     )
-    parser.add_argument("--content-weight", type=float, default=opt, help="(1)")
-    parser.add_argument("--style-weight", type=float, default=opt, help="per style layer (1e6)")
-    parser.add_argument("--tv-weight", type=float, default=opt, help="total variation (1)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=opt,
+        help="longest side of the working image (384 on a CPU, 512 on a GPU)",
+    )
+    parser.add_argument(
+        "--content-weight", type=float, default=opt, help="(1; relative to the content's)"
+    )
+    parser.add_argument(
+        "--style-weight",
+        type=float,
+        default=opt,
+        help="per style layer (1; relative to the style's; faithful 0.3, bold 3)",
+    )
+    parser.add_argument("--tv-weight", type=float, default=opt, help="total variation (10)")
     parser.add_argument("--content-layers", type=_comma_list, default=opt, help="(relu4_2)")
     parser.add_argument(
         "--style-layers", type=_comma_list, default=opt, help="(relu1_1,...,relu5_1)"
@@ -73,7 +85,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=opt, help="(0)")
     parser.add_argument("--preview-every", type=int, default=opt, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--checkpoint", default=opt, help="fast-method model (.pth state dict or .safetensors)"
+        "--checkpoint",
+        default=opt,
+        help="fast-method model (.pth state dict or .safetensors; default: the Starry Night "
+        "model that comes with napari-nst)",
     )
     parser.add_argument(
         "--tile", type=int, default=opt, help="fast method: tile size in px (auto; 0 = never)"
@@ -120,7 +135,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--style-strength",
         type=float,
         default=opt,
-        help="log10 of the style/content ratio relative to the default (0; 1 = 10x more style)",
+        help="log10 of the style/content ratio relative to the default (0; 1 = 10x more "
+        "style; -2 to 2)",
     )
     parser.add_argument(
         "--ema", type=float, default=opt, help="moving average of the iterates, decay (off; 0.9)"
@@ -148,7 +164,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--pyramid",
         choices=["auto", "on", "off"],
         default=opt,
-        help="coarse-to-fine from 128 px in √2 steps (auto: on above 512 px)",
+        help="coarse-to-fine from 128 px in √2 steps (auto: on above 256 px)",
     )
     parser.add_argument(
         "--pyramid-iterations",

@@ -30,12 +30,21 @@ def weight_box(name: str, value: float, step: float) -> FloatSpinBox:
 
 
 def add_image_controls(widget: StyleTransferWidget) -> list[Widget]:
-    """Create ``stack``, ``slice_weight``, ``dask_scheduler``, ``luminance_only`` and
-    ``output_range`` on ``widget`` (reachable by name), wired to each other and to
-    the content picker."""
+    """Create ``output_size``, ``stack``, ``slice_weight``, ``dask_scheduler``,
+    ``luminance_only`` and ``output_range`` on ``widget`` (reachable by name), wired
+    to each other and to the content picker."""
     from .core.options import Options
 
     defaults = Options()
+    widget.output_size = ComboBox(
+        name="output_size",
+        label="result size",
+        choices=[("as computed", "working"), ("content's size", "content")],
+        value="working",  # in napari the result is laid over the content at any size
+        tooltip="as computed: the result at its working size, laid over the content "
+        "(no resampling blur; Full size computes at the content's resolution); "
+        "content's size: enlarged to the content's pixels.",
+    )
     widget.stack = ComboBox(
         name="stack",
         choices=STACK_MODES,
@@ -77,6 +86,7 @@ def add_image_controls(widget: StyleTransferWidget) -> list[Widget]:
     widget.content.changed.connect(on_content)
     on_content(widget.content.value)
     return [
+        widget.output_size,
         widget.stack,
         widget.slice_weight,
         widget.dask_scheduler,

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import Container, PushButton
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
+
+from ._wording import for_gui
 
 if TYPE_CHECKING:
     from ._widget import StyleTransferWidget
@@ -65,7 +67,7 @@ class LiveControl:
         row.extend([widget.pause, widget.resume, widget.continue_run, widget.full_size])
         self.widgets = [row]
         self._finished: _Finished | None = None
-        self._cancelling = False
+        self._cancelling = self._announced = False
         widget.pause.changed.connect(self._on_pause)
         widget.resume.changed.connect(self._on_resume)
         widget.continue_run.changed.connect(self._on_continue)
@@ -79,7 +81,7 @@ class LiveControl:
 
     def started(self, worker: Any) -> None:
         """A run has started (a new one, a queued one, or a continuation)."""
-        self._finished, self._cancelling = None, False
+        self._finished, self._cancelling, self._announced = None, False, False
         from ._dask_stack import StackOnDask
 
         worker.paused.connect(self._on_paused)
@@ -102,6 +104,19 @@ class LiveControl:
         )
         self._finished = _Finished(job, record, output, target, spec) if keep else None
         self._refresh(ending=True)
+
+    def announce(self, step: Any, job: Any) -> None:
+        """Once per run, when its first estimate comes: a long run says how long it will
+        take and what a smaller size would take."""
+        if step.remaining is None or self._announced or job is None:
+            return
+        self._announced = True
+        from .core.plane_run import long_run_note
+
+        size, device = getattr(job.options, "size", None), str(getattr(job, "device", ""))
+        note = size and long_run_note(step.elapsed + step.remaining, size, device)
+        if note:
+            show_info(f"Style transfer: {for_gui(note)}")
 
     # -- pause / resume -------------------------------------------------------------
 

@@ -88,15 +88,6 @@ class StyleTransferWidget(Container):
             "512 on a GPU; fast, 0: the image's own resolution).",
         )
         self.size.label = "size (0 = auto)"
-        self.output_size = ComboBox(
-            name="output_size",
-            label="result size",
-            choices=[("as computed", "working"), ("content's size", "content")],
-            value="working",
-            tooltip="as computed: the result at its working size, laid over the content "
-            "(no resampling blur; Full size computes at the content's resolution); "
-            "content's size: enlarged to the content's pixels.",
-        )
         self.device = ComboBox(name="device", choices=available_devices(), value="auto")
         self.weights = ComboBox(
             name="weights",
@@ -134,7 +125,7 @@ class StyleTransferWidget(Container):
         self.extend([
             self.content, self.style, *self._styles, self.method, *self._artistic[:2],
             self.content_weight, self.style_weight, self.tv_weight, *self._artistic[2:],
-            self.iterations, self.size, self.output_size,
+            self.iterations, self.size,
             *add_image_controls(self), self.device, self.weights,
             self.weights_file, self.checkpoint, self.seed, self.train, self.run, self.fit_size,
             self.cancel, *self._live.widgets, self.status, self.queue, *self._sweeps.widgets,
@@ -158,7 +149,7 @@ class StyleTransferWidget(Container):
         self._output_spec: dict[str, Any] = {}
         self._progress: progress | None = None
         self._last_preview = 0.0
-        self._handling_step = self._finish_pending = self._estimated = False
+        self._handling_step = self._finish_pending = False
         self._queued_steps: deque[Step] = deque()
 
     # -- UI -> run ---------------------------------------------------------------
@@ -252,7 +243,6 @@ class StyleTransferWidget(Container):
         self._progress = progress(total=job.planes * job.options.iterations, desc="Style transfer")
         self._progress.set_description("Style transfer: loading VGG19 weights")
         self._set_running(True)
-        self._estimated = False
         if "record" not in spec:  # a continuation extends its run's curve
             self.loss_plot.clear()
         threads = run_threads()
@@ -305,7 +295,7 @@ class StyleTransferWidget(Container):
             self._on_finished()
 
     def _take_step(self, step: Step, record: RunRecord) -> None:
-        from .core.plane_run import duration, long_run_note
+        from .core.plane_run import duration
 
         record.update(step)
         self.loss_plot.add(step)
@@ -317,13 +307,7 @@ class StyleTransferWidget(Container):
         loss = f"  loss {step.losses['total']:.4g}" if "total" in step.losses else ""
         left = f"  · about {duration(step.remaining)} left" if step.remaining is not None else ""
         self.status.value = f"{where}{step.iteration}/{step.total}{loss}{left}"
-        if step.remaining is not None and not self._estimated:
-            self._estimated = True  # said once, before the long part of the run
-            job = self._job
-            size, device = getattr(job.options, "size", None), str(getattr(job, "device", ""))
-            note = size and long_run_note(step.elapsed + step.remaining, size, device)
-            if note:
-                show_info(f"Style transfer: {for_gui(note)}")
+        self._live.announce(step, self._job)
         now = time.perf_counter()
         final = step.done or step.plane_done
         if step.image is not None and (final or now - self._last_preview >= self.preview_interval):

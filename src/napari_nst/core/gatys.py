@@ -245,20 +245,16 @@ class StyleTransfer:
         return job
 
     def _work(self) -> list[tuple[int, int]]:
-        """(iterations, pixels) per level run, in run order (see :meth:`_iterations_total`)."""
+        """(iterations, pixels) per level run, in run order: the first plane climbs the
+        pyramid, the rest (which start from a neighbour) and continued planes run at
+        full size only."""
         full = self.levels[-1]
         climb = [full] if self._start_images else self.levels
         parts = [*climb, *[full] * (self.planes - 1)]
         return [(level.iterations, level.shape[0] * level.shape[1]) for level in parts]
 
     def _iterations_total(self) -> int:
-        """Iterations of the whole run: the first plane climbs the pyramid, the rest
-        (which start from a neighbour) and continued planes run at full size only."""
-        full = self.levels[-1].iterations
-        climb = sum(level.iterations for level in self.levels)
-        if self._start_images:
-            return self.planes * full
-        return climb + (self.planes - 1) * full
+        return sum(iterations for iterations, _ in self._work())
 
     def _content_features(
         self, extractor: VGGFeatures, image: torch.Tensor
