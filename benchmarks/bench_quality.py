@@ -100,7 +100,7 @@ def run_ours(content: Path, style: Path, size: int, strength: bool) -> dict[str,
             if step.image is None or step.level != step.levels - 1:
                 continue
             image, tic = step.image, time.perf_counter()
-            found = distances(image, c, s)
+            found = distances(image, c, s, gray=c.ndim == 2)
             timeline.append((tic - start - measuring, found.content, found.style))
             measuring += time.perf_counter() - tic
         wall = time.perf_counter() - start - measuring
@@ -156,9 +156,14 @@ def _timed_peer(name: str, command: list[str], folder: Path, intermediate) -> di
 
 
 def summarise(arms: dict[str, dict], content: Path, style: Path) -> dict:
+    """Every arm measured alike: on gray content, by brightness (peers colour a gray
+    input; ours keeps it gray), see :mod:`napari_nst.core.quality`."""
+    from functools import partial
+
     from napari_nst.core.quality import distances, gray_ssim
 
     c, s = iio.imread(content), iio.imread(style)
+    distances = partial(distances, gray=c.ndim == 2)
     table, timelines = {}, {}
     for name, arm in arms.items():
         if "files" in arm:  # a peer: measure its checkpoints now

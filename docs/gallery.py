@@ -8,7 +8,9 @@ Offline. The images are the project's shared test data: ``content/tubingen.jpg``
 gray), with ``style/starry_night.jpg`` and ``style/the_scream.jpg``. Results are kept
 at the size they were computed (``output_size="working"``, the CPU default of 384 px).
 Writes one JPEG per result, ``gallery.jpg`` (a row per content: content | faithful |
-bold | painting) and ``gallery.json`` (distances, SSIM, seconds, CPU flags).
+bold | painting; for the gray scans also bold in colour, ``luminance_only=False``,
+before the painting) and ``gallery.json`` (distances, SSIM, seconds, CPU flags;
+gray results measured on brightness, as ``napari_nst.core.quality`` explains).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ ROWS = {
     "mri": ("content/brain_t1_slice.png", "style/the_scream.jpg"),
     "micrograph": ("content/zebrafish_spinal_cord.png", "style/starry_night.jpg"),
 }
-PRESETS = ("faithful", "bold")
+PRESETS = {"faithful": {}, "bold": {}, "bold colour": {"preset": "bold", "luminance_only": False}}
 HEIGHT = 240
 
 
@@ -44,19 +46,24 @@ def main() -> None:
     for name, (content_file, style_file) in ROWS.items():
         content = iio.imread(args.data / content_file)
         style = iio.imread(args.data / style_file)
-        tiles = [display(content)]
-        for preset in PRESETS:
+        tiles, gray = [display(content)], content.ndim == 2
+        for preset, options in PRESETS.items():
+            if preset == "bold colour" and not gray:
+                continue
             start = time.perf_counter()
-            result = stylize(content, style, preset=preset, output_size="working")
+            result = stylize(
+                content, style, **({"preset": preset} | options), output_size="working"
+            )
             seconds = time.perf_counter() - start
-            shown = display(result, window=(content.min(), content.max()))
-            iio.imwrite(args.out / f"{name}_{preset}.jpg", shown, quality=90)
-            unit = shown / 255.0
-            found = distances(unit, display(content) / 255.0, style)
+            window = (content.min(), content.max()) if result.ndim == 2 else (0.0, 1.0)
+            shown = display(result, window=window)  # gray: the scan's range; colour: [0, 1]
+            iio.imwrite(args.out / f"{name}_{preset.replace(' ', '_')}.jpg", shown, quality=90)
+            unit, reference = shown / 255.0, display(content) / 255.0
+            found = distances(unit, reference, style, gray=gray and result.ndim == 2)
             report[f"{name} {preset}"] = {
                 "content": round(found.content, 3),
                 "style": round(found.style, 3),
-                "gray_ssim": round(gray_ssim(unit, display(content) / 255.0), 3),
+                "gray_ssim": round(gray_ssim(unit, reference), 3),
                 "seconds": round(seconds, 1),
                 "size": list(result.shape[:2]),
             }

@@ -160,3 +160,20 @@ def test_the_shipped_fast_model_paints_a_photo_in_one_pass(photo, painting):
         "sha256": file_sha256(str(sample_model())),
     }
     assert sample_model().stat().st_size <= 7_000_000
+
+
+def test_gray_results_are_judged_on_brightness_at_the_contents_level(painting):
+    from skimage import data
+
+    scan = data.camera()
+    as_rgb = np.repeat(scan[..., None], 3, axis=-1)
+    gray = distances(scan, scan, painting, size=64)  # gray: brightness, style matched
+    forced = distances(as_rgb, scan, painting, size=64, gray=True)
+    assert gray.content == pytest.approx(0, abs=1e-6)
+    assert forced.style == pytest.approx(gray.style, rel=1e-4)
+    # the painting's strokes at the scan's brightness are all a gray result can carry
+    brightness = (painting[..., :3] / 255) @ np.array([0.299, 0.587, 0.114])  # Rec. 601
+    strokes = (brightness - brightness.mean()) / brightness.std()
+    strokes = np.clip(strokes * (scan / 255).std() + (scan / 255).mean(), 0, 1)
+    carried = distances(strokes, scan, painting, size=64)
+    assert carried.style < 0.1 * gray.style

@@ -15,6 +15,13 @@ Images are compared at one working size (``size``, the longest side; default the
 result's own): result and content are resized to it, the style to the same longest
 side. Compare results at the size they were computed at: measuring an upsampled
 result at full resolution mostly measures the blur of the upsampling.
+
+A gray result (or ``gray=True``) is judged on brightness: result, content and style
+are each reduced to their luminance, and the style's luminance takes the content's
+mean and spread, as luminance-only transfer does (Gatys et al. 2016): what a gray
+result should carry is the painting's strokes at the scan's brightness, not its
+colours or its brightness. Use ``gray=True`` for every engine's result on gray
+content, so a peer that colours a gray scan is judged on the same terms.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, VGGFeatures
-from .imaging import resize, working_shape
+from .imaging import match_luminance, resize, working_shape
 from .losses import gram_matrix, mean_square
 from .weights import load_vgg19
 
@@ -46,9 +53,18 @@ class Distances:
 
 
 def distances(
-    result: np.ndarray, content: np.ndarray, style: np.ndarray, size: int | None = None
+    result: np.ndarray,
+    content: np.ndarray,
+    style: np.ndarray,
+    size: int | None = None,
+    gray: bool | None = None,
 ) -> Distances:
     """Content and style distances of ``result`` (uint8, or float in [0, 1]; gray or RGB)."""
+    if gray is None:
+        gray = np.asarray(result).ndim == 2 or np.asarray(result).shape[-1] == 1
+    if gray:
+        result, content, style = (_luminance(image) for image in (result, content, style))
+        style = np.clip(match_luminance(style, float(content.mean()), float(content.std())), 0, 1)
     image = _tensor(result)
     shape = working_shape(image.shape[-2:], size) if size else tuple(image.shape[-2:])
     image = resize(image, shape)
@@ -84,6 +100,12 @@ def gray_ssim(result: np.ndarray, content: np.ndarray) -> float:
 def _network() -> VGGFeatures:
     weights = load_vgg19("bundled")
     return VGGFeatures(weights.convs, (CONTENT_LAYER, *STYLE_LAYERS), weights.preprocess)
+
+
+def _luminance(image: np.ndarray) -> np.ndarray:
+    """(H, W) brightness in [0, 1] (Rec. 601 luma for colour)."""
+    unit = _tensor(image)[0].permute(1, 2, 0).numpy()
+    return unit @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:
