@@ -86,7 +86,7 @@ def test_full_size_goes_on_at_the_content_resolution_and_replays(content_rgb, st
 def test_steps_estimate_the_time_left_from_the_first_iterations(content_rgb, style_rgb):
     steps = list(iter_stylize(content_rgb, style_rgb, size=64, **TINY | {"iterations": 6}))
     remaining = [step.remaining for step in steps]
-    assert remaining[0] is None  # one iteration (with the setup) is not timed yet
+    assert remaining[0] is None  # the first iteration (with the setup) is not timed
     assert all(r is not None and r >= 0 for r in remaining[1:-1])
     assert remaining[-1] is None  # the final step: nothing left
     assert remaining[1] > remaining[-2]

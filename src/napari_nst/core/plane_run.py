@@ -87,24 +87,25 @@ class Pace:
     coarse to fine, then each later plane at full size.
     """
 
-    TIMED = 2
-    """Iterations of a level timed before it estimates (the first one includes setup)."""
-
     def __init__(self, work: list[tuple[int, int]]) -> None:
         self.work = work
         self.part = -1
-        self.started = 0.0
+        self.first_done: float | None = None
 
     def next_level(self) -> None:
         self.part += 1
-        self.started = time.perf_counter()
+        self.first_done = None
 
     def remaining(self, done: int) -> float | None:
-        """Seconds left after ``done`` iterations of the current level."""
-        if done < self.TIMED or not 0 <= self.part < len(self.work):
+        """Seconds left after ``done`` iterations of the current level; None until an
+        iteration after the first (which also computes targets and warms up) is timed."""
+        now = time.perf_counter()
+        if done == 1:
+            self.first_done = now
+        if done < 2 or self.first_done is None or not 0 <= self.part < len(self.work):
             return None
         iterations, pixels = self.work[self.part]
-        per_unit = (time.perf_counter() - self.started) / (done * pixels)
+        per_unit = (now - self.first_done) / ((done - 1) * pixels)
         later = sum(n * p for n, p in self.work[self.part + 1 :])
         left = max(0, iterations - done) * pixels + later
         return left * per_unit
