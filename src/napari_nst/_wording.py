@@ -8,6 +8,10 @@ control (``weights: bundled``), so a hint can be followed where it appears.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .core.option_table import Spec
 
 _OPTION = re.compile(r"\b([a-z][a-z0-9_]*)='([^']*)'")
 
@@ -22,3 +26,10 @@ def for_cli(message: str) -> str:
 
 def for_gui(message: str) -> str:
     return _OPTION.sub(lambda match: f"{match[1]}: {match[2]}", message)
+
+
+def tooltip(spec: Spec) -> str:
+    """A control's tooltip: the option table's help as a sentence, with its default."""
+    from .core.option_table import shown_default
+
+    return f"{spec.help[0].upper()}{spec.help[1:]} (default: {shown_default(spec)})."

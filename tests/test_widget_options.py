@@ -1,0 +1,71 @@
+"""The widget's controls follow the option table, and a recipe round trip restores every
+one of them."""
+
+from __future__ import annotations
+
+from napari_nst._layers import RECORD_KEY
+from napari_nst._recipes import controlled
+from napari_nst._wording import tooltip
+from napari_nst.core.option_table import BY_NAME
+from napari_nst.core.options import Options
+from napari_nst.core.record import RunRecord
+
+CHANGED = {
+    "preset": "bold", "style_strength": 1.0, "size": 200, "iterations": 7,
+    "style_scale": 0.75, "preserve_color": "histogram", "luminance_only": True,
+    "output_range": "unit", "output_size": "content", "pyramid": "off",
+    "early_stop_tol": 0.05, "content_weight": 2.5, "style_weight": 7.5, "tv_weight": 3.5,
+    "style_blend_weights": "2,1", "label_styles": "1:0,2:content", "stack": "all",
+    "slice_weight": 0.25, "device": "auto", "weights": "torchvision", "seed": 3,
+}  # fmt: skip
+"""A value other than the widget's own for every control of a gatys run (set in this
+order: the preset and the strength fill the weights, which then take their own values)."""
+FAST_ONLY = {"method", "checkpoint"}
+
+
+def test_every_control_of_an_option_has_the_tables_tooltip_and_choices(widget):
+    names = controlled(widget)
+    assert {"method", "preset", "size", "iterations", "style_weight", "pyramid"} <= set(names)
+    for name in names:
+        control, spec = getattr(widget, name), BY_NAME[name]
+        assert control.tooltip == tooltip(spec)
+        if spec.choices and hasattr(control, "choices"):
+            offered = {getattr(c, "value", c) for c in control.choices} - {"custom"}
+            assert offered == set(spec.choices), name
+
+
+def test_a_recipe_round_trip_restores_every_control(widget, monkeypatch):
+    monkeypatch.setattr("napari_nst._recipes.show_info", lambda *_: None)
+    assert set(CHANGED) | FAST_ONLY == set(controlled(widget))  # a new control needs a value
+    start = {name: getattr(widget, name).value for name in CHANGED}
+    for name, value in CHANGED.items():
+        assert start[name] != value, name
+        getattr(widget, name).value = value
+    assert {name: getattr(widget, name).value for name in CHANGED} == CHANGED
+    changed = widget.options()
+    record = RunRecord(Options.from_kwargs(changed).to_dict(), {"content": "photo"})
+    viewer = widget._viewer
+    output = viewer.add_image(widget.content.value.data, name="a result", rgb=True)
+    output.metadata[RECORD_KEY] = record.to_dict()
+
+    for name in reversed(CHANGED):  # back to the widget's own settings
+        getattr(widget, name).value = start[name]
+    assert widget.options() != changed
+    viewer.layers.selection.active = output
+    widget.load_recipe.clicked.emit()
+    assert widget.options() == changed
+    restored = {name: getattr(widget, name).value for name in CHANGED}
+    assert restored == CHANGED | {"style_strength": restored["style_strength"]}
+    assert abs(restored["style_strength"] - 0.875) < 1e-3  # log10(7.5): the weight wins
+
+
+def test_a_fast_recipe_restores_the_method_and_its_model(widget, monkeypatch, tmp_path):
+    monkeypatch.setattr("napari_nst._recipes.show_info", lambda *_: None)
+    model = tmp_path / "mosaic.pth"
+    record = RunRecord(Options(method="fast", checkpoint=str(model)).to_dict(), {})
+    output = widget._viewer.add_image(widget.content.value.data, name="fast", rgb=True)
+    output.metadata[RECORD_KEY] = record.to_dict()
+    widget._viewer.layers.selection.active = output
+    widget.load_recipe.clicked.emit()
+    assert widget.method.value == "fast" and widget.checkpoint.value == model
+    assert widget.options()["checkpoint"] == str(model)
