@@ -9,6 +9,7 @@ from napari_nst._wording import tooltip
 from napari_nst.core.option_table import BY_NAME
 from napari_nst.core.options import Options
 from napari_nst.core.record import RunRecord
+from tests.conftest import WAIT_MS
 
 CHANGED = {
     "preset": "bold", "style_strength": 1.0, "size": 200, "iterations": 7,
@@ -69,3 +70,49 @@ def test_a_fast_recipe_restores_the_method_and_its_model(widget, monkeypatch, tm
     widget.load_recipe.clicked.emit()
     assert widget.method.value == "fast" and widget.checkpoint.value == model
     assert widget.options()["checkpoint"] == str(model)
+
+
+def test_the_style_picker_starts_on_another_layer_than_the_content(
+    make_napari_viewer, content_rgb, style_rgb
+):
+    from napari_nst._widget import StyleTransferWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(content_rgb, name="photo")
+    widget = StyleTransferWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert widget.content.value is widget.style.value  # one layer: nothing else to pick
+    viewer.add_image(style_rgb, name="painting")
+    assert widget.content.value.name == "photo" and widget.style.value.name == "painting"
+    widget.content.value = viewer.layers["painting"]
+    assert widget.style.value.name == "photo"
+
+
+def test_a_caffe_layout_file_is_chosen_by_its_layout_and_restored(widget, monkeypatch, tmp_path):
+    monkeypatch.setattr("napari_nst._recipes.show_info", lambda *_: None)
+    weights = tmp_path / "vgg19-caffe.pth"
+    widget.weights.value = "caffe file"
+    assert not widget.weights_file.native.isHidden()  # shown (the test window is not)
+    widget.weights_file.value = weights
+    assert widget.options()["weights"] == f"caffe:{weights}"
+    record = RunRecord(Options.from_kwargs(widget.options()).to_dict(), {})
+    output = widget._viewer.add_image(widget.content.value.data, name="result", rgb=True)
+    output.metadata[RECORD_KEY] = record.to_dict()
+    widget.weights.value = "bundled"
+    widget._viewer.layers.selection.active = output
+    widget.load_recipe.clicked.emit()
+    assert widget.weights.value == "caffe file" and widget.weights_file.value == weights
+
+
+def test_an_error_is_shown_whole_in_the_status_line_and_stays(widget, qtbot, monkeypatch):
+    shown: list[str] = []
+    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
+    widget.weights.value = "file"
+    widget.weights_file.value = "/nonexistent/vgg19.pth"
+    widget.run.clicked.emit()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert len(shown) == 1 and len(shown[0]) > 60  # napari's pop-up elides this
+    assert widget.status.value == shown[0] and widget.status.native.wordWrap()
+    widget.style.value = widget.content.value
+    widget.run.clicked.emit()  # refused before it starts: the new error replaces the old
+    assert widget.status.value == shown[1] and "same layer" in shown[1]

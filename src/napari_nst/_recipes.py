@@ -188,11 +188,13 @@ def _set_layers(widget: StyleTransferWidget, sources: object) -> None:
 
 def _set_weights(widget: StyleTransferWidget, weights: str) -> None:
     weights = "bundled" if weights == "auto" else weights
-    if weights in widget.weights.choices and weights != "file":
+    sources = {getattr(c, "value", c) for c in widget.weights.choices}
+    if weights in sources and weights not in ("file", "caffe file"):
         widget.weights.value = weights
     else:
-        widget.weights.value = "file"
-        widget.weights_file.value = weights
+        caffe = weights.startswith("caffe:")
+        widget.weights.value = "caffe file" if caffe else "file"
+        widget.weights_file.value = weights.removeprefix("caffe:")
 
 
 def _set_device(widget: StyleTransferWidget, device: str) -> list[str]:

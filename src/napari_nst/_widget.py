@@ -46,7 +46,17 @@ if TYPE_CHECKING:
     from .core import Step, StyleTransfer
     from .core.record import RunRecord
 
-WEIGHT_SOURCES = ["bundled", "torchvision", "caffe", "random", "file"]
+WEIGHT_SOURCES = [
+    ("bundled", "bundled"),
+    ("torchvision", "torchvision"),
+    ("caffe", "caffe"),
+    ("random", "random"),
+    ("file (torchvision layout)", "file"),
+    ("file (Caffe layout: BGR 0-255)", "caffe file"),
+]
+"""The VGG19 sources: a local file in either layout (a Caffe-layout file read as
+torchvision's would see wrong colours and scale)."""
+FILE_SOURCES = {"file": "", "caffe file": "caffe:"}
 
 
 class StyleTransferWidget(Container):
@@ -119,6 +129,7 @@ class StyleTransferWidget(Container):
         self.fit_size.tooltip = "The largest size the memory estimate says fits."
         self.cancel = PushButton(name="cancel", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
+        self.status.native.setWordWrap(True)  # errors are read whole here
         self._artistic = add_artistic_controls(self)
         self._styles = add_style_controls(self)
         self._live, self._sweeps = LiveControl(self), SweepControls(self)
@@ -136,6 +147,8 @@ class StyleTransferWidget(Container):
         for name in controlled(self):  # every option's control explains itself the same way
             getattr(self, name).tooltip = tooltip(BY_NAME[name])
 
+        self.content.changed.connect(self._distinct_style)
+        self._distinct_style()  # the pickers both start on the first layer
         self.weights.changed.connect(self._on_weights_changed)
         self.method.changed.connect(self._on_method_changed)
         self.train.changed.connect(self._on_train)
@@ -160,8 +173,8 @@ class StyleTransferWidget(Container):
     def options(self) -> dict[str, Any]:
         """The widget's settings as engine options (same names as the CLI flags)."""
         weights = self.weights.value
-        if weights == "file":
-            weights = str(self.weights_file.value)
+        if weights in FILE_SOURCES:
+            weights = FILE_SOURCES[weights] + str(self.weights_file.value)
         options = {
             "method": self.method.value,
             "checkpoint": str(self.checkpoint.value) if self.method.value == "fast" else None,
@@ -189,11 +202,11 @@ class StyleTransferWidget(Container):
         try:
             job, names = self._prepare()
         except MemoryEstimateError as exc:
-            show_error(f"Style transfer: {for_gui(str(exc))}")
+            self._report(f"Style transfer: {for_gui(str(exc))}")
             self._offer_size(exc.fitting_size)
             return
         except ValueError as exc:
-            show_error(f"Style transfer: {for_gui(str(exc))}")
+            self._report(f"Style transfer: {for_gui(str(exc))}")
             return
         self.queue.submit(job, names)
 
@@ -362,7 +375,13 @@ class StyleTransferWidget(Container):
         if self._record is not None:
             self._record.finish("failed", str(exc))
             self._publish_record()
-        show_error(f"Style transfer failed: {for_gui(str(exc))}")
+        self._report(f"Style transfer failed: {for_gui(str(exc))}")
+
+    def _report(self, message: str) -> None:
+        """An error as napari's pop-up (one elided line until expanded) and, whole and
+        wrapped, in the status line under Run, where it stays until the next run."""
+        show_error(message)
+        self.status.value = message
 
     def _on_finished(self) -> None:
         if self._handling_step:
@@ -377,7 +396,8 @@ class StyleTransferWidget(Container):
             self._progress.close()
         if record is not None and record.status != "failed":
             show_info(f"Style transfer {record.status} after {record.iteration} iterations")
-        self.status.value = record.status if record is not None else ""
+        if record is None or record.status != "failed":  # a failure keeps its message
+            self.status.value = record.status if record is not None else ""
         closing = self._worker is not None and self._worker.abort_requested  # viewer closing
         self._live.ended(self._job, record, self._output, self._target, self._output_spec)
         self._worker = self._job = self._progress = self._target = None
@@ -398,18 +418,32 @@ class StyleTransferWidget(Container):
                        self.iterations, self.weights, self.seed, *self._artistic,
                        *self._styles, *self._sweeps.widgets):  # fmt: skip
             widget.visible = gatys
-        self.weights_file.visible = gatys and self.weights.value == "file"
+        self.weights_file.visible = gatys and self.weights.value in FILE_SOURCES
         self.checkpoint.visible = not gatys
         if not gatys and self.size.value == self._gatys_size:
             self.size.value = 0  # fast models paint at the image's own resolution
         elif gatys and self.size.value == 0:
             self.size.value = self._gatys_size
 
+    def reset_choices(self, *args: Any) -> None:
+        """Follow the viewer's layers (napari calls this when they change), keeping the
+        style on another layer than the content where there is one."""
+        super().reset_choices(*args)
+        self._distinct_style()
+
+    def _distinct_style(self, *_: Any) -> None:
+        content = self.content.value
+        if content is None or self.style.value is not content:
+            return
+        other = next((layer for layer in self.style.choices if layer is not content), None)
+        if other is not None:
+            self.style.value = other
+
     def _on_train(self) -> None:
         self._viewer.window.add_plugin_dock_widget("napari-nst", "Train Fast Style")
 
     def _on_weights_changed(self, value: str) -> None:
-        self.weights_file.visible = value == "file"
+        self.weights_file.visible = value in FILE_SOURCES
 
     @property
     def running(self) -> bool:
