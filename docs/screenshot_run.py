@@ -5,7 +5,8 @@ taken at iteration ``--at`` of the widget's default run (then the run is cancell
 the bundled VGG19 (real weights, offline), 384 px on a CPU, coarse to fine, so at
 iteration 70 the full-size level has just begun from the 256 px level's result.
 
-    xvfb-run -a python docs/screenshot_run.py [--at 70] [-o docs/screenshot-run.png]
+    xvfb-run -a -s "-screen 0 1366x768x24" python docs/screenshot_run.py [--at 70] \
+        [--screen 1366x768] [-o docs/screenshot-run.png]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--at", type=int, default=70, help="iteration to take it at")
     parser.add_argument("--size", type=int, default=0, help="working size (0: the default)")
+    parser.add_argument("--screen", default="1366x768", help="window size WxH (a laptop)")
     parser.add_argument("-o", "--output", type=Path, default=Path("docs/screenshot-run.png"))
     args = parser.parse_args()
 
@@ -29,7 +31,7 @@ def main() -> None:
 
     viewer = napari.Viewer(show=True)
     window = viewer.window._qt_window
-    window.resize(1280, 1000)
+    window.resize(*map(int, args.screen.split("x")))
     for data, kwargs, _ in astronaut() + starry_night():
         viewer.add_image(data, **kwargs)
     widget = StyleTransferWidget(viewer)

@@ -35,6 +35,13 @@ def _native_precision_where_marked(request, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.fixture(autouse=True)
+def _own_settings_folder(tmp_path_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's widget starts from the defaults: no settings remembered by another
+    test (or by the person running the suite)."""
+    monkeypatch.setenv("NAPARI_NST_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+
+
+@pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only loopback connections: a test that reaches the internet is a broken test."""
     original = socket.socket.connect

@@ -67,6 +67,11 @@ def _run(widget, qtbot) -> None:
 
 def test_the_scheduler_field_belongs_to_whole_stack_mode(widget):
     shown = lambda: widget.dask_scheduler.native.isVisibleTo(widget.native)  # noqa: E731
+    widget.stack.value = "all"
+    assert not shown()  # the photo is one plane: no stack controls at all
+    widget.stack.value = "slice"
+    planes = np.arange(3 * 32 * 32, dtype=np.float32).reshape(3, 32, 32)
+    widget.content.value = widget._viewer.add_image(planes, name="stack")
     assert not shown()
     widget.stack.value = "all"
     assert shown() and widget.dask_scheduler.label == "Dask scheduler"

@@ -30,7 +30,7 @@ FROM_LAYER = frozenset({"contrast_limits", "spacing"})
 """Options that come from the content layer; the widget has no control for them."""
 FIRST = frozenset({"method", "checkpoint", "preset", "style_strength", "style_weight",
                    "weights", "device", "luminance_only"})  # fmt: skip
-"""Controls :func:`_fill` sets on their own terms: in an order (each changes others), or
+"""Controls :func:`fill_controls` sets on their own terms: in an order (each changes others), or
 where a value needs translating (a file, a device this machine may lack, "auto")."""
 
 
@@ -73,7 +73,7 @@ def load_recipe(widget: StyleTransferWidget) -> bool:
         return False
     try:
         recipe = parse_recipe(record, f"the recipe of {layer.name!r}")
-        notes = _fill(widget, recipe.options, record.get("sources"))
+        notes = fill_controls(widget, recipe.options, record.get("sources"))
     except ValueError as exc:
         show_error(f"Load recipe: {exc}")
         return False
@@ -126,7 +126,9 @@ def _ask_path(widget: StyleTransferWidget, name: str) -> str | None:
     return show("w", "Export recipe", f"{suggested}.json", "*.json", widget.native)
 
 
-def _fill(widget: StyleTransferWidget, options: dict[str, Any], sources: object) -> list[str]:
+def fill_controls(
+    widget: StyleTransferWidget, options: dict[str, Any], sources: object
+) -> list[str]:
     """Set every control from ``options``; the names of options no control stands for."""
     from .core.options import DEFAULT_STYLE_WEIGHT, STYLE_STRENGTH_RANGE, Options
 

@@ -25,14 +25,15 @@ from magicgui.widgets import (
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
-from . import _layers
+from . import _layers, _settings
 from ._artistic import add_artistic_controls, artistic_options
 from ._compare import add_compare_controls
 from ._image_controls import add_image_controls, weight_box
 from ._job_queue import JobQueue
 from ._live_control import LiveControl
 from ._loss_plot import add_loss_plot
-from ._recipes import add_recipe_controls, controlled
+from ._recipes import add_recipe_controls, controlled, fill_controls
+from ._sections import SECTIONS, Section
 from ._style_controls import add_style_controls, style_inputs, style_options
 from ._sweep import SweepControls
 from ._torch_in_gui import prepare_torch, run_threads
@@ -42,6 +43,7 @@ from ._workers import start_worker
 if TYPE_CHECKING:
     import napari
     from napari.layers import Image
+    from qtpy.QtWidgets import QScrollArea, QWidget
 
     from .core import Step, StyleTransfer
     from .core.record import RunRecord
@@ -66,7 +68,7 @@ class StyleTransferWidget(Container):
     """Seconds between canvas updates; previews arriving faster are skipped (not the last)."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__(scrollable=True)  # ~45 controls: taller than a laptop screen
+        super().__init__(labels=False)  # napari docks ``.native``: the scroll area is ours
         prepare_torch()  # before anything imports torch in this (OpenGL) process
         from .core.devices import available_devices, default_size, resolve_device
         from .core.option_table import BY_NAME
@@ -128,27 +130,54 @@ class StyleTransferWidget(Container):
         self.fit_size = PushButton(name="fit_size", visible=False)
         self.fit_size.tooltip = "The largest size the memory estimate says fits."
         self.cancel = PushButton(name="cancel", text="Cancel", enabled=False)
+        self.restore_defaults = PushButton(name="restore_defaults", text="Restore defaults")
+        self.restore_defaults.tooltip = (
+            "Every setting back to napari-nst's defaults (the last used ones come back "
+            f"with napari; they are kept in {_settings.settings_file()})."
+        )
         self.status = Label(name="status", value="")
         self.status.native.setWordWrap(True)  # errors are read whole here
         self._artistic = add_artistic_controls(self)
         self._styles = add_style_controls(self)
         self._live, self._sweeps = LiveControl(self), SweepControls(self)
         self.queue = JobQueue(self._start, lambda: self.running)
-        self.extend([
-            self.content, self.style, *self._styles, self.method, *self._artistic[:2],
-            self.content_weight, self.style_weight, self.tv_weight, *self._artistic[2:],
-            self.iterations, self.size,
-            *add_image_controls(self), self.device, self.weights,
-            self.weights_file, self.checkpoint, self.seed, self.train, self.run, self.fit_size,
-            self.cancel, *self._live.widgets, self.status, self.queue, *self._sweeps.widgets,
-            *add_recipe_controls(self), *add_compare_controls(self),
+        image_controls, recipes = add_image_controls(self), add_recipe_controls(self)
+        run_row = Container(name="run_row", layout="horizontal", labels=False)
+        run_row.margins = (0, 0, 0, 0)
+        run_row.extend([self.run, self.cancel])
+        self.essentials = Container(name="essentials", labels=True, widgets=[
+            self.content, self.style, self.method, self.checkpoint, *self._artistic[:2],
+            self.size, self.iterations,
         ])  # fmt: skip
-        self.loss_plot = add_loss_plot(self)
+        self.essentials.margins = (0, 0, 0, 0)
+        self.body = Container(name="body", labels=False, widgets=[
+            self.essentials, self.fit_size, run_row, *self._live.widgets, self.status,
+            self.queue,
+        ])  # fmt: skip  # always in view; the rest in sections under the loss curve
+        self.loss_plot = add_loss_plot(self.body)
+        parts = {
+            "look": [*self._artistic[2:], self.luminance_only, self.output_range,
+                     self.output_size],
+            "loss": [self.content_weight, self.style_weight, self.tv_weight],
+            "styles": self._styles,
+            "stacks": [self.stack, self.slice_weight, self.dask_scheduler],
+            "engine": [self.device, self.weights, self.weights_file, self.seed, self.train],
+            "explore": [*self._sweeps.widgets, *add_compare_controls(self)],
+            "recipes": [*recipes, self.restore_defaults],
+        }  # fmt: skip
+        assert {*image_controls} <= {w for part in parts.values() for w in part}
+        self.sections = {key: Section(key, SECTIONS[key], parts[key]) for key in SECTIONS}
+        for section in self.sections.values():  # under the loss plot, closed
+            self.body.native.layout().addWidget(section.native)
+        self.body.native.layout().addStretch()
+        self.native.layout().addWidget(_scrolling(self.body.native))
+        self.margins = (0, 0, 0, 0)
         for name in controlled(self):  # every option's control explains itself the same way
             getattr(self, name).tooltip = tooltip(BY_NAME[name])
 
-        self.content.changed.connect(self._distinct_style)
-        self._distinct_style()  # the pickers both start on the first layer
+        self.content.changed.connect(self._on_content_changed)
+        self._on_content_changed(self.content.value)  # the pickers both start on one layer
+        self.restore_defaults.changed.connect(self._on_restore_defaults)
         self.weights.changed.connect(self._on_weights_changed)
         self.method.changed.connect(self._on_method_changed)
         self.train.changed.connect(self._on_train)
@@ -167,6 +196,10 @@ class StyleTransferWidget(Container):
         self._last_preview = 0.0
         self._handling_step = self._finish_pending = False
         self._queued_steps: deque[Step] = deque()
+        self._defaults = self.options()
+        remembered = _settings.load()
+        if remembered:
+            self._fill(remembered)
 
     # -- UI -> run ---------------------------------------------------------------
 
@@ -208,6 +241,7 @@ class StyleTransferWidget(Container):
         except ValueError as exc:
             self._report(f"Style transfer: {for_gui(str(exc))}")
             return
+        _settings.save(self.options())  # the last used settings come back with napari
         self.queue.submit(job, names)
 
     def _offer_size(self, size: int | None) -> None:
@@ -420,6 +454,7 @@ class StyleTransferWidget(Container):
             widget.visible = gatys
         self.weights_file.visible = gatys and self.weights.value in FILE_SOURCES
         self.checkpoint.visible = not gatys
+        self._show_sections()
         if not gatys and self.size.value == self._gatys_size:
             self.size.value = 0  # fast models paint at the image's own resolution
         elif gatys and self.size.value == 0:
@@ -429,7 +464,45 @@ class StyleTransferWidget(Container):
         """Follow the viewer's layers (napari calls this when they change), keeping the
         style on another layer than the content where there is one."""
         super().reset_choices(*args)
+        if hasattr(self, "body"):  # in a scroll area: Qt's children, not magicgui's
+            self.body.reset_choices()
+            for section in self.sections.values():
+                section.reset_choices()
         self._distinct_style()
+
+    def __getitem__(self, key: Any) -> Any:
+        """A control by name (``widget["style_weight"]``), in the essentials or a section."""
+        if isinstance(key, str):
+            parts = (self.body, self.essentials, *(s.controls for s in self.sections.values()))
+            for part in parts:
+                if key in {w.name for w in part}:
+                    return part[key]
+        return super().__getitem__(key)
+
+    def _on_content_changed(self, *_: Any) -> None:
+        self._distinct_style()
+        self._show_sections()
+
+    def _show_sections(self) -> None:
+        """Hide a section whose controls are all hidden, and the stack controls for an
+        image that is one plane."""
+        content = self.content.value
+        stack = content is not None and content.ndim > (3 if content.rgb else 2)
+        for key, section in self.sections.items():
+            shown = any(not w.native.isHidden() for w in section.controls)
+            section.visible = shown and (stack or key != "stacks")
+
+    def _on_restore_defaults(self) -> None:
+        self._fill(self._defaults)
+        self.status.value = "defaults restored"
+
+    def _fill(self, options: dict[str, Any]) -> None:
+        """Set the controls from ``options`` (remembered ones may be from another version:
+        what no longer fits is left at the default)."""
+        try:
+            fill_controls(self, options, None)
+        except (ValueError, TypeError, KeyError):
+            fill_controls(self, self._defaults, None)
 
     def _distinct_style(self, *_: Any) -> None:
         content = self.content.value
@@ -448,3 +521,17 @@ class StyleTransferWidget(Container):
     @property
     def running(self) -> bool:
         return self._worker is not None
+
+
+def _scrolling(content: QWidget) -> QScrollArea:
+    """``content`` in a vertical scroll area that fits the dock's width (napari docks a
+    magicgui widget's ``.native``, which leaves magicgui's own scroll area out)."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QFrame, QScrollArea
+
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+    area.setWidget(content)
+    return area
