@@ -201,6 +201,12 @@ def test_engine_errors_end_the_run_as_failed_with_a_notification(widget, qtbot, 
     assert len(shown) == 1 and "weights file not found" in shown[0]
     assert widget._record.status == "failed"
     assert widget.run.enabled
+    # napari's pop-up shows one elided line; the status line keeps the whole message
+    assert len(shown[0]) > 60 and widget.status.value == shown[0]
+    assert widget.status.native.wordWrap()
+    widget.style.value = widget.content.value
+    widget.run.clicked.emit()  # refused before it starts: the new error replaces the old
+    assert widget.status.value == shown[1] and "same layer" in shown[1]
 
 
 @pytest.mark.parametrize(

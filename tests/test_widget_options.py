@@ -9,7 +9,6 @@ from napari_nst._wording import tooltip
 from napari_nst.core.option_table import BY_NAME
 from napari_nst.core.options import Options
 from napari_nst.core.record import RunRecord
-from tests.conftest import WAIT_MS
 
 CHANGED = {
     "preset": "bold", "style_strength": 1.0, "size": 200, "iterations": 7,
@@ -102,17 +101,3 @@ def test_a_caffe_layout_file_is_chosen_by_its_layout_and_restored(widget, monkey
     widget._viewer.layers.selection.active = output
     widget.load_recipe.clicked.emit()
     assert widget.weights.value == "caffe file" and widget.weights_file.value == weights
-
-
-def test_an_error_is_shown_whole_in_the_status_line_and_stays(widget, qtbot, monkeypatch):
-    shown: list[str] = []
-    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
-    widget.weights.value = "file"
-    widget.weights_file.value = "/nonexistent/vgg19.pth"
-    widget.run.clicked.emit()
-    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
-    assert len(shown) == 1 and len(shown[0]) > 60  # napari's pop-up elides this
-    assert widget.status.value == shown[0] and widget.status.native.wordWrap()
-    widget.style.value = widget.content.value
-    widget.run.clicked.emit()  # refused before it starts: the new error replaces the old
-    assert widget.status.value == shown[1] and "same layer" in shown[1]
