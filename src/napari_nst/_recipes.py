@@ -190,8 +190,7 @@ def _set_layers(widget: StyleTransferWidget, sources: object) -> None:
 
 def _set_weights(widget: StyleTransferWidget, weights: str) -> None:
     weights = "bundled" if weights == "auto" else weights
-    sources = {getattr(c, "value", c) for c in widget.weights.choices}
-    if weights in sources and weights not in ("file", "caffe file"):
+    if weights in widget.weights.choices and weights not in ("file", "caffe file"):
         widget.weights.value = weights
     else:
         caffe = weights.startswith("caffe:")
