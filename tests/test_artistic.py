@@ -188,6 +188,7 @@ def test_cli_takes_several_styles(tmp_path, content_rgb, style_rgb):
 
 
 def test_presets_fill_unset_options_and_style_strength_is_a_log_ratio():
+    """Each unit of strength is √10 times more style: -2…2 spans the weights 0.1…10."""
     from napari_nst.core.options import DEFAULT_STYLE_WEIGHT, Options
 
     bold = Options.from_kwargs({"preset": "bold"})
@@ -196,8 +197,9 @@ def test_presets_fill_unset_options_and_style_strength_is_a_log_ratio():
     texture = Options.from_kwargs({"preset": "texture only"})
     assert texture.content_weight == 0 and texture.init == "noise"
     stronger = Options.from_kwargs({"style_strength": 1.0})
-    assert stronger.style_weight == pytest.approx(10 * DEFAULT_STYLE_WEIGHT)
-    assert Options.from_kwargs({"style_strength": -2}).style_weight == pytest.approx(0.01)
+    assert stronger.style_weight == pytest.approx(10**0.5 * DEFAULT_STYLE_WEIGHT)
+    assert Options.from_kwargs({"style_strength": 2}).style_weight == pytest.approx(10.0)
+    assert Options.from_kwargs({"style_strength": -2}).style_weight == pytest.approx(0.1)
     for bad, message in [
         ({"preset": "loud"}, "preset must be one of"),
         ({"style_strength": 3}, "from -2 to 2"),

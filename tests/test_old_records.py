@@ -37,3 +37,18 @@ def test_an_old_record_keeps_its_unnormalised_losses_and_the_defaults_of_its_tim
     assert options["style_weight"] == strength["params"]["style_weight"]
     # A plain dict of options is not a record: it takes today's defaults.
     assert "loss_norm" not in parse_recipe({"iterations": 3}).options
+
+
+def test_a_record_whose_strength_meant_another_weight_replays_the_weight(content_rgb, style_rgb):
+    """Strength 1 stood for style weight 10 before the slider's -2…2 became 0.1…10; the
+    record's weight wins, and the result is the one that run made (``records_0.2``)."""
+    folder = RECORDS.parent / "records_0.2"
+    record = json.loads((folder / "strength_log10.json").read_text())
+    assert record["params"]["style_strength"] == 1.0 and record["params"]["style_weight"] == 10
+    options = parse_recipe(record).options
+    assert "style_strength" not in options and options["style_weight"] == 10.0
+    expected = np.load(folder / "strength_log10.npy")
+    np.testing.assert_array_equal(stylize(content_rgb, style_rgb, recipe=record), expected)
+    # A record of today's mapping keeps its strength, for the slider.
+    today = record | {"params": record["params"] | {"style_weight": 10**0.5}}
+    assert parse_recipe(today).options["style_strength"] == 1.0

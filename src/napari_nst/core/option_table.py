@@ -75,8 +75,9 @@ TABLE: tuple[Spec, ...] = (
          "balanced (the defaults), bold (style 3), texture only (content 0, noise start); "
          "options given as well override it", choices=tuple(o.PRESETS), shown_default="–"),
     Spec("style_strength", "float", "essentials", "one knob for the style/content balance: "
-         "log10 of the ratio relative to the default (1 = ten times more style, -1 ten "
-         "times less); sets style weight", range=o.STYLE_STRENGTH_RANGE, shown_default="0"),
+         "-2 barely any style (style weight 0.1), 0 the default (1), 2 texture (10); each "
+         "step of 1 is √10 times more style, ±1 about faithful/bold; sets style weight",
+         range=o.STYLE_STRENGTH_RANGE, shown_default="0"),
     Spec("size", "int", "essentials", "longest side of the working image in px", BOTH,
          range=(32, 16384), shown_default="384 on a CPU, 512 on a GPU (gatys); the image's "
          "own (fast)", details="unset, a gatys run takes its device's default and writes "
@@ -92,7 +93,7 @@ TABLE: tuple[Spec, ...] = (
          details="`histogram` also gives each result plane its content plane's per-channel "
          "mean and spread; `luminance` keeps the content's YIQ chroma (Gatys et al. 2016)"),
     Spec("luminance_only", "bool", "look", "transfer texture on brightness only: gray stays "
-         "gray, colour content keeps its colours", shown_default="on for gray content"),
+         "gray, colour content keeps its colours", BOTH, shown_default="on for gray content"),
     Spec("output_range", "str", "look", "gray results in the content's range (original) or "
          "in [0, 1] (unit)", BOTH, o.OUTPUT_RANGES),
     Spec("output_size", "str", "look", "content: the result resized to the content's size "

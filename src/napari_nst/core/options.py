@@ -47,6 +47,11 @@ Calibrated with the bundled VGG19 on a photo, a gray MRI slice and a micrograph
 from faithful to bold; faithful keeps the anatomy of a scan. The weights are in
 normalised units (``loss_norm="target"``): each term is a relative distance."""
 STYLE_STRENGTH_RANGE = (-2.0, 2.0)
+STRENGTH_DECADES = 0.5
+"""Decades of style weight per unit of ``style_strength``: the slider's -2…+2 spans the
+style weights 0.1…10 (× the default), the range over which the result visibly changes
+with real VGG19 features (``benchmarks/bench_quality.py``: below 0.1 the result stays
+the content, above 10 the style distance stops falling); ±1 is about faithful/bold."""
 DEFAULT_LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.02}
 DEFAULT_GATYS_SIZE = 512
 """Working size of the optimisation when ``size`` is not given and no device is known;
@@ -239,8 +244,9 @@ class Options:
 def _with_preset_and_strength(options: dict[str, Any]) -> dict[str, Any]:
     """A preset's values under the explicit ones; ``style_strength`` as a style weight.
 
-    ``style_strength`` is a log10 scale over the style/content ratio: 0 is the
-    default ratio, 1 ten times more style, -1 ten times less.
+    ``style_strength`` is a log scale over the style/content ratio (see
+    :func:`style_weight_for`): 0 is the default ratio, each step of 1 about 3.2 times
+    more style.
     """
     explicit = set(options)
     preset = options.get("preset")
@@ -259,7 +265,19 @@ def _with_preset_and_strength(options: dict[str, Any]) -> dict[str, Any]:
         )
     if "style_weight" in explicit:
         raise ValueError("give style_strength or style_weight, not both")
-    return options | {"style_weight": DEFAULT_STYLE_WEIGHT * 10.0**strength}
+    return options | {"style_weight": style_weight_for(strength)}
+
+
+def style_weight_for(strength: float) -> float:
+    """The style weight a ``style_strength`` stands for: the default × √10 per unit."""
+    return DEFAULT_STYLE_WEIGHT * 10.0 ** (STRENGTH_DECADES * strength)
+
+
+def strength_for(style_weight: float) -> float:
+    """The ``style_strength`` nearest ``style_weight`` (> 0), clipped to the slider's range."""
+    low, high = STYLE_STRENGTH_RANGE
+    strength = math.log10(style_weight / DEFAULT_STYLE_WEIGHT) / STRENGTH_DECADES
+    return min(high, max(low, strength))
 
 
 def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .options import LEGACY_LOSS_NORM, PRESETS, Options
+from .options import LEGACY_LOSS_NORM, PRESETS, Options, style_weight_for
 from .replay import Steering
 
 LEGACY_GATYS_SIZE = 512
@@ -98,8 +98,10 @@ def parse_recipe(data: object, name: str = "recipe") -> Recipe:
     if record and "loss_norm" not in options:
         options = as_before_normalisation(options)
     if record and options.get("style_strength") is not None:
-        # A record holds both the strength asked for and the style weight it became.
-        options.pop("style_weight", None)
+        # A record holds both the strength asked for and the style weight it became:
+        # the strength (for the slider) while it still becomes that weight, else the
+        # weight the run had (strengths of earlier versions stood for other weights).
+        _strength_or_weight(options)
     try:
         Options.from_kwargs(options)
     except ValueError as exc:
@@ -116,6 +118,17 @@ def parse_recipe(data: object, name: str = "recipe") -> Recipe:
     except ValueError as exc:
         raise RecipeError(str(exc)) from None
     return Recipe(options, threads, _ran_with(data), steering)
+
+
+def _strength_or_weight(options: dict[str, Any]) -> None:
+    strength, weight = options["style_strength"], options.get("style_weight")
+    if weight is None:
+        return
+    try:
+        same = style_weight_for(strength) == weight
+    except TypeError:  # not a number: validation names it
+        same = True
+    options.pop("style_weight" if same else "style_strength")
 
 
 def as_before_normalisation(params: dict[str, Any]) -> dict[str, Any]:
