@@ -58,8 +58,8 @@ def main() -> None:
     from skimage.transform import resize
 
     import napari_nst._dask_stack as dask_stack
-    from napari_nst._loss_plot import LossPlot
     from napari_nst._widget import StyleTransferWidget
+    from napari_nst._widget.loss_plot import LossPlot
 
     def image(array: np.ndarray, size: int) -> np.ndarray:
         scale = size / max(array.shape[:2])
@@ -74,7 +74,7 @@ def main() -> None:
     widget.content.value, widget.style.value = content, style
     widget.weights.value, widget.device.value = "random", "cpu"
     widget.size.value, widget.iterations.value = args.size, args.iterations
-    widget.preview_interval = 0.0  # show every preview the engine sends
+    widget.session.preview_interval = 0.0  # show every preview the engine sends
 
     # The widget asks for a preview every iterations/100 steps; force every step.
     prepare_run = dask_stack.prepare_run
@@ -91,7 +91,7 @@ def main() -> None:
 
     dask_stack.prepare_run = every_step
     if args.replay is not None:
-        widget._prepare()
+        widget.prepare()
 
     # Time what the main thread does for us, as (start, end) intervals: a step's
     # handling (record, status, loss curve, preview; napari's progress bar is left
@@ -111,14 +111,14 @@ def main() -> None:
 
         return wrapper
 
-    take_step = timed("step", widget._take_step)
+    take_step = timed("step", widget.session._take_step)
 
     def counted(step, record) -> None:
         steps.append(step.iteration)
         take_step(step, record)
 
-    widget._take_step = counted
-    widget._show = timed("preview", widget._show)
+    widget.session._take_step = counted
+    widget.session._show = timed("preview", widget.session._show)
     LossPlot._paint = timed("plot", LossPlot._paint)
     profiler = cProfile.Profile() if args.profile else None
 
@@ -138,14 +138,14 @@ def main() -> None:
         outcome.update(status=widget.status.value, points=widget.loss_plot.count())
         app.quit()
 
-    on_finished = widget._on_finished
+    on_finished = widget.session._on_finished
 
     def finished_when_torn_down() -> None:
         on_finished()  # may be deferred until the step being handled is done
         if not widget.running:
             finished()
 
-    widget._on_finished = finished_when_torn_down
+    widget.session._on_finished = finished_when_torn_down
     # Three baselines in the same viewer before the run: idle; a napari progress
     # bar open (its activity indicator animates, and every frame of it repaints the
     # window); napari redrawing a changed 64 px layer four times a second.

@@ -40,9 +40,9 @@ def main() -> None:
     widget.style.value = viewer.layers["starry night"]
     if args.size:
         widget.size.value = args.size
-    widget.preview_interval = 0.0
+    widget.session.preview_interval = 0.0
 
-    take_step = widget._take_step
+    take_step = widget.session._take_step
     taken: list[bool] = []
 
     def take_and_watch(step, record) -> None:
@@ -58,15 +58,15 @@ def main() -> None:
         print(f"saved {args.output} at iteration {widget.loss_plot.count()}")
         widget.cancel.clicked.emit()
 
-    widget._take_step = take_and_watch  # looked up per step, so this sees every one
-    on_finished = widget._on_finished
+    widget.session._take_step = take_and_watch  # looked up per step, so this sees every one
+    on_finished = widget.session._on_finished
 
     def finished() -> None:
         on_finished()
         if not widget.running:
             napari.qt.get_qapp().quit()
 
-    widget._on_finished = finished
+    widget.session._on_finished = finished
     QTimer.singleShot(500, widget.run.clicked.emit)
     napari.run()
 

@@ -103,7 +103,7 @@ def widget(make_napari_viewer, qtbot, content_rgb, style_rgb):
     widget.weights.value = "random"
     widget.device.value = "cpu"
     widget.size.value = 64
-    widget.preview_interval = 0.0
+    widget.session.preview_interval = 0.0
     yield widget
     if widget.running:
         widget.cancel.clicked.emit()

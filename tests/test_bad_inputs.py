@@ -152,7 +152,7 @@ CASES = [
                          ids=[c[0] for c in CASES])  # fmt: skip
 def test_bad_input_matrix(widget, qtbot, monkeypatch, tmp_path, setup, outcome, message):
     shown: list[str] = []
-    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
+    monkeypatch.setattr("napari_nst._widget.session.show_error", shown.append)
     widget.iterations.value = 1
     setup(widget, tmp_path)
     before = {layer.name: _snapshot(layer.data) for layer in widget._viewer.layers}
@@ -193,7 +193,7 @@ def test_layer_deleted_or_replaced_during_a_run(widget, qtbot, content_rgb):
     viewer = widget._viewer
     widget.iterations.value = 30
     widget.run.clicked.emit()
-    qtbot.waitUntil(lambda: widget._record is not None and widget._record.iteration >= 2,
+    qtbot.waitUntil(lambda: (r := widget.session.record) is not None and r.iteration >= 2,
                     timeout=WAIT_MS)  # fmt: skip
     replacement = np.zeros((20, 20, 3), np.uint8)
     viewer.layers["painting"].data = replacement

@@ -40,12 +40,12 @@ SCRIPT = textwrap.dedent(
 
     widget.iterations.value = 3
     widget.run.clicked.emit()
-    wait(widget._worker.finished)
-    print("first run:", widget._record.status, widget._record.iteration, flush=True)
+    wait(widget.session.worker.finished)
+    print("first run:", widget.session.record.status, widget.session.record.iteration, flush=True)
 
     widget.iterations.value = 100_000
     widget.run.clicked.emit()
-    wait(widget._worker.yielded, lambda step: step.iteration >= 3)
+    wait(widget.session.worker.yielded, lambda step: step.iteration >= 3)
     viewer.close()
     print("closed mid-run; pool idle:", QThreadPool.globalInstance().waitForDone(30_000))
     """
@@ -82,8 +82,8 @@ CLOSE_MID_RUN = textwrap.dedent(
         widget.method.value, widget.stack.value = "fast", "all"
         widget.checkpoint.value = os.environ["MODEL"]
         widget.run.clicked.emit()
-        wait(widget._worker.yielded, lambda step: step.iteration >= 1)
-        print("fast:", close_and_time(viewer, widget._worker), flush=True)
+        wait(widget.session.worker.yielded, lambda step: step.iteration >= 1)
+        print("fast:", close_and_time(viewer, widget.session.worker), flush=True)
         raise SystemExit(0)
     viewer.add_image(big[:64, :64], name="painting")
     viewer.add_image(np.stack([big[:96, :96], big[96:192, 96:192]]), name="photos")

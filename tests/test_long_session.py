@@ -31,7 +31,7 @@ def test_a_run_too_big_is_refused_and_the_size_that_fits_is_offered(widget, qtbo
     available = memory.gatys_bytes((96, 128), (91, 128), 3, LAYERS) + 1
     monkeypatch.setattr(memory, "available_bytes", lambda device: available)
     errors: list[str] = []
-    monkeypatch.setattr("napari_nst._widget.show_error", errors.append)
+    monkeypatch.setattr("napari_nst._widget.session.show_error", errors.append)
     widget.size.value = 4096
     widget.iterations.value = 2
     widget.run.clicked.emit()
@@ -56,7 +56,7 @@ def test_running_out_of_memory_fails_the_run_and_the_next_one_works(widget, qtbo
 
     monkeypatch.setattr(VGGFeatures, "forward", flaky)
     errors: list[str] = []
-    monkeypatch.setattr("napari_nst._widget.show_error", errors.append)
+    monkeypatch.setattr("napari_nst._widget.session.show_error", errors.append)
     widget.iterations.value = 200
     record = _run(widget, qtbot)
 
@@ -98,7 +98,7 @@ def test_fifty_runs_mixing_methods_and_cancels_leave_nothing_behind(
         widget.iterations.value = 1000 if kind == "cancel" else 1
         widget.run.clicked.emit()
         if kind == "cancel":
-            started = lambda: widget._record and widget._record.iteration >= 1  # noqa: E731
+            started = lambda: widget.session.record and widget.session.record.iteration >= 1  # noqa: E731
             qtbot.waitUntil(started, timeout=WAIT_MS)
             widget.cancel.clicked.emit()
         qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)

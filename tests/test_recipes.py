@@ -157,7 +157,7 @@ def test_what_the_widget_takes_from_the_layer_is_in_the_recipe(widget, qtbot, st
 
 def test_load_recipe_fills_every_field_and_the_layer_pickers(widget, qtbot, monkeypatch, tmp_path):
     shown: list[str] = []
-    monkeypatch.setattr("napari_nst._recipes.show_info", shown.append)
+    monkeypatch.setattr("napari_nst._widget.recipes.show_info", shown.append)
     viewer = widget._viewer
     widget.preset.value = "bold"
     widget.iterations.value, widget.seed.value, widget.style_scale.value = 3, 7, 0.75
@@ -180,10 +180,10 @@ def test_load_recipe_fills_every_field_and_the_layer_pickers(widget, qtbot, monk
     assert shown == ["Settings of 'photo × painting' loaded"]
     # With no recipe file chosen, Export asks where (here: dismissed, then a path).
     asked: list[str] = []
-    monkeypatch.setattr("napari_nst._recipes._ask_path", lambda _, name: asked.append(name))
+    monkeypatch.setattr("napari_nst._widget.recipes._ask_path", lambda _, name: asked.append(name))
     widget.export_recipe.clicked.emit()
     chosen = tmp_path / "asked.json"
-    monkeypatch.setattr("napari_nst._recipes._ask_path", lambda *_: str(chosen))
+    monkeypatch.setattr("napari_nst._widget.recipes._ask_path", lambda *_: str(chosen))
     widget.export_recipe.clicked.emit()
     assert asked == ["photo × painting"] and widget.recipe_file.value == chosen
     assert json.loads(chosen.read_text())["params"] == output.metadata[RECORD_KEY]["params"]
@@ -191,7 +191,7 @@ def test_load_recipe_fills_every_field_and_the_layer_pickers(widget, qtbot, monk
 
 def test_a_layer_without_a_record_is_refused_and_nothing_is_written(widget, tmp_path, monkeypatch):
     shown: list[str] = []
-    monkeypatch.setattr("napari_nst._recipes.show_error", shown.append)
+    monkeypatch.setattr("napari_nst._widget.recipes.show_error", shown.append)
     widget._viewer.layers.selection.active = widget._viewer.layers["photo"]
     before = widget.options()
     widget.load_recipe.clicked.emit()

@@ -44,7 +44,9 @@ def test_cancel_keeps_the_best_image_and_leaves_nothing_running(widget, qtbot):
     viewer = widget._viewer
     widget.iterations.value = 2000
     widget.run.clicked.emit()
-    qtbot.waitUntil(lambda: widget._record and widget._record.iteration >= 3, timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: (r := widget.session.record) is not None and r.iteration >= 3, timeout=WAIT_MS
+    )
     widget.cancel.clicked.emit()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
 
@@ -72,7 +74,7 @@ def test_gray_content_uses_the_layer_contrast_limits(widget, qtbot):
     layer = viewer.add_image(gray, name="mri", contrast_limits=(100, 3000))
     widget.reset_choices()
     widget.content.value = layer
-    job, _ = widget._prepare()
+    job = widget.prepare().job
     assert job.options.contrast_limits == (100.0, 3000.0)
     np.testing.assert_array_equal(layer.data, gray)
 
@@ -141,7 +143,7 @@ def test_a_transposed_view_stylises_the_plane_on_screen(widget, qtbot):
     widget.iterations.value = 1
     viewer.dims.order = (1, 0, 2)  # rows z, columns x; y is sliced
     viewer.dims.set_point(1, 7.0)
-    job, _ = widget._prepare()
+    job = widget.prepare().job
     assert job.layout.plane_shape == (40, 56)
     assert job.shape == (64, 45)  # 80 × 56 physical units at 64 px: no squashed z
     output = _run(widget, qtbot)
@@ -154,7 +156,7 @@ def test_cancel_in_a_stack_keeps_the_finished_slices(widget, qtbot, volume_layer
     widget.iterations.value = 3
     widget.run.clicked.emit()
     qtbot.waitUntil(
-        lambda: widget._record is not None and widget._record.planes["done"] >= 1,
+        lambda: widget.session.record is not None and widget.session.record.planes["done"] >= 1,
         timeout=WAIT_MS,
     )
     widget.cancel.clicked.emit()
@@ -184,7 +186,7 @@ def test_colour_mode_on_gray_content_gives_rgb(widget, qtbot, volume_layer):
 )
 def test_bad_choices_are_notified_not_raised(widget, qtbot, monkeypatch, setup, message):
     shown: list[str] = []
-    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
+    monkeypatch.setattr("napari_nst._widget.session.show_error", shown.append)
     setup(widget)
     widget.run.clicked.emit()
     assert not widget.running
@@ -193,13 +195,13 @@ def test_bad_choices_are_notified_not_raised(widget, qtbot, monkeypatch, setup, 
 
 def test_engine_errors_end_the_run_as_failed_with_a_notification(widget, qtbot, monkeypatch):
     shown: list[str] = []
-    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
+    monkeypatch.setattr("napari_nst._widget.session.show_error", shown.append)
     widget.weights.value = "file"
     widget.weights_file.value = "/nonexistent/vgg19.pth"
     widget.run.clicked.emit()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
     assert len(shown) == 1 and "weights file not found" in shown[0]
-    assert widget._record.status == "failed"
+    assert widget.session.record.status == "failed"
     assert widget.run.enabled
     # napari's pop-up shows one elided line; the status line keeps the whole message
     assert len(shown[0]) > 60 and widget.status.value == shown[0]
@@ -220,7 +222,7 @@ def test_bad_layer_data_is_notified_and_left_untouched(
     widget, qtbot, monkeypatch, data, stack, message
 ):
     shown: list[str] = []
-    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
+    monkeypatch.setattr("napari_nst._widget.session.show_error", shown.append)
     layer = widget._viewer.add_image(data, name="bad", contrast_limits=(0, 1))
     before = np.array(layer.data, copy=True)
     widget.reset_choices()

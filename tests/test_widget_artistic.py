@@ -19,15 +19,16 @@ def test_presets_and_the_strength_slider_fill_the_weight_boxes(widget):
     bold = PRESETS["bold"]["style_weight"]
     assert widget.style_weight.value == bold and widget.tv_weight.value == DEFAULT_TV_WEIGHT
     assert widget.style_scale.value == 1.0
-    assert widget.style_strength.value == pytest.approx(math.log10(bold / DEFAULT_STYLE_WEIGHT))
+    strength = 2 * math.log10(bold / DEFAULT_STYLE_WEIGHT)  # √10 per unit
+    assert widget.style_strength.value == pytest.approx(strength)
     widget.preset.value = "texture only"
     assert widget.content_weight.value == 0 and widget.style_weight.value == DEFAULT_STYLE_WEIGHT
     widget.style_strength.value = 1.0
-    assert widget.style_weight.value == pytest.approx(10 * DEFAULT_STYLE_WEIGHT)
+    assert widget.style_weight.value == pytest.approx(10**0.5 * DEFAULT_STYLE_WEIGHT, abs=1e-4)
     widget.style_strength.value = -2.0
-    assert widget.style_weight.value == pytest.approx(0.01 * DEFAULT_STYLE_WEIGHT)
+    assert widget.style_weight.value == pytest.approx(0.1 * DEFAULT_STYLE_WEIGHT)
     options = widget.options()
-    assert options["preset"] == "texture only" and options["style_weight"] == pytest.approx(0.01)
+    assert options["preset"] == "texture only" and options["style_weight"] == pytest.approx(0.1)
 
 
 def test_artistic_options_reach_the_run_record(widget, qtbot):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_nst._layers import RECORD_KEY
-from napari_nst._sweep import sweep_values, text_overlay
+from napari_nst._widget.sweep import sweep_values, text_overlay
 from tests.conftest import WAIT_MS
 
 
@@ -28,7 +28,7 @@ def _shown(widget, name: str) -> bool:
 
 
 def _iteration(widget) -> int:
-    return widget._record.iteration if widget._record is not None else 0
+    return widget.session.record.iteration if widget.session.record is not None else 0
 
 
 def test_pause_holds_the_run_and_resume_continues_its_optimisation(widget, qtbot):
@@ -41,9 +41,9 @@ def test_pause_holds_the_run_and_resume_continues_its_optimisation(widget, qtbot
     qtbot.waitUntil(lambda: widget.resume.enabled, timeout=WAIT_MS)
     paused_at = _iteration(widget)
     assert widget.status.value == f"paused at iteration {paused_at}"
-    assert "(paused)" in widget._progress.desc
+    assert "(paused)" in widget.session.progress.desc
     qtbot.wait(2000)  # the measured interval: nothing may happen in it
-    assert _iteration(widget) == paused_at and len(widget._record.history) == paused_at
+    assert _iteration(widget) == paused_at and len(widget.session.record.history) == paused_at
     assert widget.running and not widget.pause.enabled
 
     widget.resume.clicked.emit()
@@ -52,7 +52,7 @@ def test_pause_holds_the_run_and_resume_continues_its_optimisation(widget, qtbot
     widget.cancel.clicked.emit()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
 
-    history = widget._record.history
+    history = widget.session.record.history
     iterations = [entry["iteration"] for entry in history]
     assert iterations[: paused_at + 3] == list(range(1, paused_at + 4))  # no restart, no gap
     total = [entry["losses"]["total"] for entry in history]
@@ -95,12 +95,12 @@ def test_run_while_running_queues_the_job_and_one_network_serves_the_queue(
     widget.run.clicked.emit()
     widget.iterations.value = 5
     widget.run.clicked.emit()
-    assert [job.options.iterations for job, _ in widget.queue.jobs] == [3, 5]
+    assert [request.job.options.iterations for request in widget.queue.jobs] == [3, 5]
     assert _shown(widget, "queue") and len(widget.queue) == 2
     assert "(5 it.)" in widget.queue[1].job.value
 
     widget.queue[1].cancel.clicked.emit()  # per-job cancel
-    assert [job.options.iterations for job, _ in widget.queue.jobs] == [3]
+    assert [request.job.options.iterations for request in widget.queue.jobs] == [3]
     widget.cancel.clicked.emit()  # ends the first run; the queued one starts
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
 
@@ -116,7 +116,7 @@ def test_run_while_running_queues_the_job_and_one_network_serves_the_queue(
 
 def test_a_queued_job_is_validated_when_run_is_pressed(widget, qtbot, monkeypatch):
     shown: list[str] = []
-    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
+    monkeypatch.setattr("napari_nst._widget.session.show_error", shown.append)
     widget.iterations.value = 2000
     widget.run.clicked.emit()
     widget.size.value = 32  # too small: refused now, not when its turn comes
@@ -163,7 +163,7 @@ def test_sweep_fills_one_stack_layer_along_a_labelled_axis(widget, qtbot, monkey
 
 def test_sweep_refuses_what_it_cannot_run(widget, monkeypatch):
     shown: list[str] = []
-    monkeypatch.setattr("napari_nst._sweep.show_error", shown.append)
+    monkeypatch.setattr("napari_nst._widget.sweep.show_error", shown.append)
     widget.sweep_values.value = "1e5, lots"
     widget.sweep.clicked.emit()
     widget.sweep_values.value = "1e5, -1"
@@ -192,7 +192,7 @@ def test_blank_sweep_values_are_log_spaced_around_the_current_value(parameter, c
 
 
 def _weight_changes(widget) -> list:
-    return widget._record.weight_changes if widget._record is not None else []
+    return widget.session.record.weight_changes if widget.session.record is not None else []
 
 
 def _reweighted(widget) -> bool:
@@ -250,7 +250,7 @@ def test_continue_adds_iterations_to_the_same_layer_and_record(widget, qtbot):
 
     widget.iterations.value = 3
     widget.continue_run.clicked.emit()
-    assert widget.running and widget._record.status == "running"
+    assert widget.running and widget.session.record.status == "running"
     assert not widget.continue_run.enabled
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
 
@@ -271,4 +271,4 @@ def test_continue_adds_iterations_to_the_same_layer_and_record(widget, qtbot):
 
     assert widget.continue_run.enabled
     widget._viewer.layers.remove(output)  # the finished run is let go with its layer
-    assert not widget.continue_run.enabled and widget._live._finished is None
+    assert not widget.continue_run.enabled and widget.session._finished is None

@@ -89,9 +89,9 @@ def test_planes_stream_from_the_cluster_into_one_layer_as_in_process(
     viewer.layers.remove(local)
 
     steps: list = []
-    take_step = type(widget)._take_step
-    monkeypatch.setattr(  # on the class: a magicgui Container cannot lose attributes
-        type(widget), "_take_step", lambda w, s, r: (steps.append(s), take_step(w, s, r))
+    take_step = widget.session._take_step
+    monkeypatch.setattr(
+        widget.session, "_take_step", lambda s, r: (steps.append(s), take_step(s, r))
     )
     refreshes: list[int] = []
     viewer.layers.events.inserted.connect(
@@ -137,7 +137,7 @@ def test_cancel_cancels_the_remaining_tasks_and_keeps_the_finished_planes(
     try:
         widget.run.clicked.emit()
         qtbot.waitUntil(
-            lambda: widget._record is not None and widget._record.planes["done"] >= 1,
+            lambda: (record := widget.session.record) is not None and record.planes["done"] >= 1,
             timeout=WAIT_MS,
         )
         widget.cancel.clicked.emit()
@@ -207,7 +207,7 @@ def test_a_local_cluster_is_started_for_the_run_and_shut_down_after(widget, qtbo
 
 def test_without_distributed_a_scheduler_says_how_to_install_it(widget, qtbot, stack, monkeypatch):
     shown: list[str] = []
-    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
+    monkeypatch.setattr("napari_nst._widget.session.show_error", shown.append)
     monkeypatch.setitem(sys.modules, "distributed", None)  # import fails as if not installed
     widget.dask_scheduler.value = "local"
     widget.run.clicked.emit()
@@ -223,9 +223,9 @@ def test_an_unreachable_scheduler_fails_the_run_with_a_message(widget, qtbot, st
     from napari_nst import _dask
 
     shown: list[str] = []
-    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
+    monkeypatch.setattr("napari_nst._widget.session.show_error", shown.append)
     monkeypatch.setattr(_dask, "CONNECT_TIMEOUT", "1s")
     widget.dask_scheduler.value = "tcp://127.0.0.1:9"
     _run(widget, qtbot)
     assert len(shown) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in shown[0]
-    assert widget._record.status == "failed" and widget.run.enabled
+    assert widget.session.record.status == "failed" and widget.run.enabled

@@ -4,7 +4,6 @@ one of them."""
 from __future__ import annotations
 
 from napari_nst._layers import RECORD_KEY
-from napari_nst._recipes import controlled
 from napari_nst._wording import tooltip
 from napari_nst.core.option_table import BY_NAME
 from napari_nst.core.options import Options
@@ -24,7 +23,7 @@ FAST_ONLY = {"method", "checkpoint"}
 
 
 def test_every_control_of_an_option_has_the_tables_tooltip_and_choices(widget):
-    names = controlled(widget)
+    names = widget.controlled()
     assert {"method", "preset", "size", "iterations", "style_weight", "pyramid"} <= set(names)
     for name in names:
         control, spec = getattr(widget, name), BY_NAME[name]
@@ -35,8 +34,8 @@ def test_every_control_of_an_option_has_the_tables_tooltip_and_choices(widget):
 
 
 def test_a_recipe_round_trip_restores_every_control(widget, monkeypatch):
-    monkeypatch.setattr("napari_nst._recipes.show_info", lambda *_: None)
-    assert set(CHANGED) | FAST_ONLY == set(controlled(widget))  # a new control needs a value
+    monkeypatch.setattr("napari_nst._widget.recipes.show_info", lambda *_: None)
+    assert set(CHANGED) | FAST_ONLY == set(widget.controlled())  # a new control needs a value
     start = {name: getattr(widget, name).value for name in CHANGED}
     for name, value in CHANGED.items():
         assert start[name] != value, name
@@ -56,11 +55,11 @@ def test_a_recipe_round_trip_restores_every_control(widget, monkeypatch):
     assert widget.options() == changed
     restored = {name: getattr(widget, name).value for name in CHANGED}
     assert restored == CHANGED | {"style_strength": restored["style_strength"]}
-    assert abs(restored["style_strength"] - 0.875) < 1e-3  # log10(7.5): the weight wins
+    assert abs(restored["style_strength"] - 1.75) < 1e-3  # 2·log10(7.5): the weight wins
 
 
 def test_a_fast_recipe_restores_the_method_and_its_model(widget, monkeypatch, tmp_path):
-    monkeypatch.setattr("napari_nst._recipes.show_info", lambda *_: None)
+    monkeypatch.setattr("napari_nst._widget.recipes.show_info", lambda *_: None)
     model = tmp_path / "mosaic.pth"
     record = RunRecord(Options(method="fast", checkpoint=str(model)).to_dict(), {})
     output = widget._viewer.add_image(widget.content.value.data, name="fast", rgb=True)
@@ -88,7 +87,7 @@ def test_the_style_picker_starts_on_another_layer_than_the_content(
 
 
 def test_a_caffe_layout_file_is_chosen_by_its_layout_and_restored(widget, monkeypatch, tmp_path):
-    monkeypatch.setattr("napari_nst._recipes.show_info", lambda *_: None)
+    monkeypatch.setattr("napari_nst._widget.recipes.show_info", lambda *_: None)
     weights = tmp_path / "vgg19-caffe.pth"
     widget.weights.value = "caffe file"
     assert not widget.weights_file.native.isHidden()  # shown (the test window is not)

@@ -57,7 +57,7 @@ def test_full_size_goes_on_at_the_contents_resolution_into_a_new_layer(
 
 def test_the_status_says_how_long_is_left_and_a_long_run_says_so_once(widget, qtbot, monkeypatch):
     shown: list[str] = []
-    monkeypatch.setattr("napari_nst._live_control.show_info", shown.append)
+    monkeypatch.setattr("napari_nst._widget.session.show_info", shown.append)
     monkeypatch.setattr(plane_run, "LONG_RUN", 0.0)  # every run counts as long
     widget.iterations.value = 400
     widget.run.clicked.emit()
@@ -74,7 +74,7 @@ def test_an_offline_download_error_speaks_of_the_widgets_controls(
     widget, qtbot, monkeypatch, torch_home
 ):
     shown: list[str] = []
-    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
+    monkeypatch.setattr("napari_nst._widget.session.show_error", shown.append)
     widget.weights.value = "torchvision"
     widget.run.clicked.emit()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)

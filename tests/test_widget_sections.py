@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from napari_nst._settings import settings_file
+from napari_nst._widget.settings import settings_file
 from tests.conftest import WAIT_MS
 
 ESSENTIALS = ("content", "style", "method", "preset", "style_strength", "size",

@@ -43,11 +43,11 @@ def _change(output, photo: np.ndarray) -> np.ndarray:
 def test_the_style_lists_follow_the_viewers_layers(widget):
     viewer = widget._viewer
     assert [layer.name for layer in widget.styles.choices] == ["photo", "painting"]
-    assert widget.labels.value is None and widget.labels.choices == (None,)
+    assert widget["labels"].value is None and widget["labels"].choices == (None,)
     sunset = viewer.add_image(_sunset(), name="sunset")
     regions = viewer.add_labels(_halves(), name="regions")
-    assert sunset in widget.styles.choices and regions in widget.labels.choices
-    assert widget.labels.value is None  # a new Labels layer does not switch regions on
+    assert sunset in widget.styles.choices and regions in widget["labels"].choices
+    assert widget["labels"].value is None  # a new Labels layer does not switch regions on
     widget.styles.value = [sunset]
     sunset.name = "dusk"
     assert widget.styles.value == [sunset] and "dusk" in widget.styles.current_choice
@@ -90,7 +90,7 @@ def test_a_content_region_keeps_the_content(widget, qtbot, content_rgb):
     widget.size.value = 256
     start = _working_content(content_rgb, 256)
     everywhere = _run(widget, qtbot)
-    widget.labels.value = regions
+    widget["labels"].value = regions
     widget.label_styles.value = "1:0,2:content"
     by_region = _run(widget, qtbot)
 
@@ -125,7 +125,7 @@ def _second_style(widget, weights: str = "") -> None:
 
 def _regions(widget, label_styles: str, labels: np.ndarray | None = None) -> None:
     layer = widget._viewer.add_labels(_halves() if labels is None else labels, name="regions")
-    widget.labels.value = layer
+    widget["labels"].value = layer
     widget.label_styles.value = label_styles
 
 
@@ -145,11 +145,11 @@ def _regions(widget, label_styles: str, labels: np.ndarray | None = None) -> Non
 )  # fmt: skip
 def test_bad_style_choices_are_one_error_and_no_run(widget, monkeypatch, setup, message):
     shown: list[str] = []
-    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
+    monkeypatch.setattr("napari_nst._widget.session.show_error", shown.append)
     setup(widget)
     layers = list(widget._viewer.layers)
     widget.run.clicked.emit()
-    assert not widget.running and widget._record is None
+    assert not widget.running and widget.session.record is None
     assert list(widget._viewer.layers) == layers
     assert len(shown) == 1 and message in shown[0], shown
 
@@ -160,11 +160,11 @@ def test_a_labels_stack_gives_the_plane_on_screen(widget):
     planes = np.arange(3, dtype=np.int32)[:, None, None] + np.zeros((3, 40, 40), np.int32)
     viewer.add_labels(planes, name="stack labels")
     widget.content.value = volume
-    widget.labels.value = viewer.layers["stack labels"]
+    widget["labels"].value = viewer.layers["stack labels"]
     viewer.dims.set_current_step(0, 2)
-    job, spec = widget._prepare()  # validated, not started
-    assert np.unique(job._regions.labels).tolist() == [2]
-    assert spec["sources"]["labels"] == "stack labels" and spec["sources"]["plane"] == [2]
+    request = widget.prepare()  # validated, not started
+    assert np.unique(request.job._regions.labels).tolist() == [2]
+    assert request.sources["labels"] == "stack labels" and request.sources["plane"] == [2]
     assert not widget.running
 
 
@@ -176,21 +176,21 @@ def test_whole_stack_runs_refuse_labels_they_cannot_use(
     widget, monkeypatch, labels_shape, scheduler, message
 ):
     shown: list[str] = []
-    monkeypatch.setattr("napari_nst._widget.show_error", shown.append)
+    monkeypatch.setattr("napari_nst._widget.session.show_error", shown.append)
     viewer = widget._viewer
     volume = viewer.add_image(np.random.default_rng(0).random((3, 40, 40)), name="volume")
     widget.content.value = volume
-    widget.labels.value = viewer.add_labels(np.ones(labels_shape, np.int32), name="labels")
+    widget["labels"].value = viewer.add_labels(np.ones(labels_shape, np.int32), name="labels")
     widget.stack.value = "all"
     widget.dask_scheduler.value = scheduler
     widget.run.clicked.emit()
-    assert not widget.running and widget._record is None
+    assert not widget.running and widget.session.record is None
     assert len(shown) == 1 and message in shown[0], shown
 
 
 def test_the_style_controls_are_for_the_optimisation_only(widget):
     def visible() -> list[bool]:
-        return [getattr(widget, name).native.isVisibleTo(widget.native) for name in CONTROLS]
+        return [widget[name].native.isVisibleTo(widget.native) for name in CONTROLS]
 
     assert all(visible())
     widget.method.value = "fast"

@@ -131,13 +131,13 @@ def test_blend_fades_the_latest_result_over_its_content_and_restores_it(widget, 
 def test_the_loss_curve_follows_the_run_and_its_continuation_and_clears_on_the_next(widget, qtbot):
     widget.iterations.value = 6
     seen: list[bool] = []
-    take_step = widget._take_step
+    take_step = widget.session._take_step
 
     def counting(step, record):
         seen.append(bool(step.losses))
         take_step(step, record)
 
-    widget._take_step = counting
+    widget.session._take_step = counting
     widget.run.clicked.emit()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
 
@@ -175,7 +175,7 @@ def test_the_loss_curve_skips_a_cancelled_repeat_and_steps_without_losses(widget
 
 
 def test_the_loss_curve_draws_at_most_two_points_per_pixel_column():
-    from napari_nst._loss_plot import _decimate, _polygon
+    from napari_nst._widget.loss_plot import _decimate, _polygon
 
     px = np.linspace(0, 199.9, 10_000)  # 10,000 iterations across 200 px
     values = np.sin(px) + (px == px[5000]) * 5  # one spike

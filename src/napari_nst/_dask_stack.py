@@ -59,6 +59,11 @@ def prepare_run(content: object, style: object, scheduler: str = "", **options: 
 class StackOnDask:
     """A whole-stack run whose planes are tasks on a Dask cluster."""
 
+    # The planes run on the cluster: no holding, steering or going on (core.step.Run).
+    pausable = False
+    steerable = False
+    continuable = False
+
     def __init__(self, content: object, style: object, scheduler: str, **options: Any) -> None:
         self._distributed = distributed_module("a Dask scheduler needs")
         self._address, self._workers = parse_scheduler(scheduler)

@@ -118,6 +118,11 @@ def _few(items: list[str], limit: int = 3) -> str:
 class FastTransfer:
     """A validated fast run; the checkpoint is read when the run starts."""
 
+    # One network pass: nothing to steer or go on with (see step.Run).
+    pausable = True
+    steerable = False
+    continuable = False
+
     def __init__(self, content: object, options: Options) -> None:
         self.checkpoint = Path(options.checkpoint or sample_model()).expanduser()
         if not self.checkpoint.is_file():

@@ -39,6 +39,10 @@ class StyleTransfer:
     so a large volume is not duplicated as float32.
     """
 
+    pausable = True
+    steerable = True
+    continuable = True
+
     def __init__(
         self, content: object, style: object, options: Options, labels: object = None
     ) -> None:

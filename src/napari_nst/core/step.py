@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -52,3 +53,30 @@ class Step:
     """Weights ``send``-ed mid-run, on the first step whose losses use them."""
     remaining: float | None = None
     """Estimated seconds until the run ends (None until the first iterations were timed)."""
+
+
+@runtime_checkable
+class Run(Protocol):
+    """What every prepared run offers its driver (widget, CLI, batch, Dask, scripts).
+
+    ``steps()`` streams :class:`Step` s; ``send(STOP)`` into it or ``cancel()`` (from any
+    thread) ends it with the best image so far. The flags say what else a driver may do:
+    hold the stream to pause (``pausable``), send loss weights into it (``steerable``),
+    and go on after it ends (``continuable``: ``continued(iterations, size=None)``).
+    """
+
+    options: Any
+    layout: Any
+    rendering: Any
+    pausable: bool
+    steerable: bool
+    continuable: bool
+
+    @property
+    def planes(self) -> int: ...
+
+    def steps(self) -> Generator[Step, Any, Any]: ...
+
+    def cancel(self) -> None: ...
+
+    def info(self) -> dict[str, Any]: ...

@@ -10,42 +10,45 @@ process (VGG weights, style targets), so the queue is served by one loss network
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from magicgui.widgets import Container, Label, PushButton
 from qtpy.QtWidgets import QSizePolicy
+
+if TYPE_CHECKING:
+    from .request import RunRequest
 
 
 class JobQueue(Container):
     """``queue``: the waiting jobs, first to start at the top."""
 
-    def __init__(self, start: Callable[[Any, dict[str, Any]], None], busy: Callable[[], bool]):
+    def __init__(self, start: Callable[[RunRequest], None], busy: Callable[[], bool]):
         super().__init__(name="queue", labels=False, visible=False, scrollable=False)
         self.label = "queue"
         self.tooltip = "Runs waiting for the current one; ✕ removes a run from the queue."
         self._start, self._busy = start, busy
-        self._jobs: list[tuple[Any, dict[str, Any]]] = []
+        self._jobs: list[RunRequest] = []
 
     @property
-    def jobs(self) -> list[tuple[Any, dict[str, Any]]]:
-        """(job, output spec) of each waiting run, in order."""
+    def jobs(self) -> list[RunRequest]:
+        """The waiting runs, in order."""
         return list(self._jobs)
 
-    def submit(self, job: Any, spec: dict[str, Any]) -> None:
-        """Start ``job`` now, or queue it behind the run that is going."""
+    def submit(self, request: RunRequest) -> None:
+        """Start ``request`` now, or queue it behind the run that is going."""
         if not self._busy():
-            self._start(job, spec)
+            self._start(request)
             return
         row = Container(layout="horizontal", labels=False, scrollable=False)
         row.margins = (0, 0, 0, 0)
-        text = Label(name="job", value=describe(job, spec))
+        text = Label(name="job", value=describe(request))
         text.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         row.append(text)
         cancel = PushButton(name="cancel", text="✕", tooltip="Remove this run from the queue")
         cancel.max_width = 32
         cancel.changed.connect(lambda: self.remove(self.index(row)))
         row.append(cancel)
-        self._jobs.append((job, spec))
+        self._jobs.append(request)
         self.append(row)
         self._refresh()
 
@@ -59,9 +62,9 @@ class JobQueue(Container):
         """Start the first waiting job (the run before it has ended); False if none."""
         if not self._jobs or self._busy():
             return False
-        job, spec = self._jobs[0]
+        request = self._jobs[0]
         self.remove(0)
-        self._start(job, spec)
+        self._start(request)
         return True
 
     def drop_all(self) -> None:
@@ -73,10 +76,10 @@ class JobQueue(Container):
         self.label = f"queue ({len(self._jobs)})"
 
 
-def describe(job: Any, spec: dict[str, Any]) -> str:
+def describe(request: RunRequest) -> str:
     """One line naming a waiting run: its output layer, and what differs in a sweep."""
-    options = job.options
-    what = spec.get("queue_text") or spec["name"]
+    options = request.job.options
+    what = request.label or request.name
     if options.method == "gatys":
         return f"{what}  ({options.iterations} it.)"
     return what

@@ -19,9 +19,7 @@ from qtpy.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPen, QP
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 if TYPE_CHECKING:
-    from magicgui.widgets import Container
-
-    from .core import Step
+    from ..core import Step
 
 COLOURS = {
     "content": "#4ea1ff",
@@ -306,10 +304,3 @@ def _linear_ticks(low: float, high: float, room: float) -> list[float]:
     step = max(step, 1.0)  # iterations are whole numbers
     first = math.ceil(low / step) * step
     return [first + i * step for i in range(int((high - first) // step) + 1)]
-
-
-def add_loss_plot(widget: Container) -> LossPlot:
-    """Put a loss plot under ``widget``'s controls (a raw Qt widget in its layout)."""
-    plot = LossPlot()
-    widget.native.layout().addWidget(plot)
-    return plot

@@ -11,17 +11,16 @@ its content in the normal view and leaves the result as it found it at 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, FloatSlider, PushButton, Widget
 
-from ._layers import RECORD_KEY
+from .._layers import RECORD_KEY
 
 if TYPE_CHECKING:
     from napari.layers import Layer
-
-    from ._widget import StyleTransferWidget
 
 LINKED = ("opacity", "contrast_limits", "gamma", "visible")
 """What linked results share: what a user tunes to compare results fairly."""
@@ -65,11 +64,19 @@ def _camera(viewer: Any) -> Any:
 
 
 class CompareControls:
-    """State and handlers behind ``compare``, ``link_results`` and ``blend``."""
+    """State and handlers behind ``compare``, ``link_results`` and ``blend``.
 
-    def __init__(self, widget: StyleTransferWidget) -> None:
-        self._widget = widget
-        self._viewer = widget._viewer
+    ``inputs()`` gives the content and style layers picked now, ``output()`` the
+    latest run's layer (or None).
+    """
+
+    def __init__(
+        self,
+        viewer: Any,
+        inputs: Callable[[], tuple[Layer | None, Layer | None]],
+        output: Callable[[], Layer | None],
+    ) -> None:
+        self._viewer, self._inputs, self._output = viewer, inputs, output
         self._saved: _Saved | None = None
         self._blended: _Blend | None = None
         self.compare = PushButton(name="compare", text="Compare side by side")
@@ -116,7 +123,7 @@ class CompareControls:
 
     def _shown(self) -> list[Layer]:
         """Content, style, then results, each once and only if still in the viewer."""
-        picked = [self._widget.content.value, self._widget.style.value, *results(self._viewer)]
+        picked = [*self._inputs(), *results(self._viewer)]
         shown: list[Layer] = []
         for layer in picked:
             if layer is not None and layer in self._viewer.layers and layer not in shown:
@@ -201,7 +208,7 @@ class CompareControls:
     # -- blend ----------------------------------------------------------------------
 
     def _latest(self) -> Layer | None:
-        output = self._widget._output
+        output = self._output()
         if output is not None and output in self._viewer.layers:
             return output
         found = results(self._viewer)
@@ -218,7 +225,7 @@ class CompareControls:
             self._unblend()
         if self._blended is None:
             self.compare.value = False  # a blend is one picture, not a grid
-            content = self._widget.content.value
+            content = self._inputs()[0]
             self._blended = _Blend(
                 result,
                 result.opacity,
@@ -242,11 +249,3 @@ class CompareControls:
         result.visible = blended.visible
         if blended.content is not None:
             blended.content.visible = blended.content_visible
-
-
-def add_compare_controls(widget: StyleTransferWidget) -> list[Widget]:
-    """Create ``compare``, ``link_results`` and ``blend`` on ``widget`` (by name)."""
-    controls = CompareControls(widget)
-    widget.compare, widget.link_results, widget.blend = controls.widgets
-    widget._compare = controls
-    return controls.widgets

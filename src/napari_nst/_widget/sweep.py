@@ -12,18 +12,20 @@ the parameter, the values and every run's record (None for a run not made).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import ComboBox, LineEdit, PushButton, Widget
 from napari.utils.notifications import show_error
 
-from . import _layers
+from .. import _layers
 
 if TYPE_CHECKING:
+    import napari
     from napari.layers import Image
 
-    from ._widget import StyleTransferWidget
+    from .request import RunRequest
 
 PARAMETERS = [
     ("style/content ratio (style weight)", "style_weight"),
@@ -39,7 +41,7 @@ MAX_VALUES = 32
 
 def sweep_values(text: str, parameter: str, current: float) -> list[float] | list[int]:
     """The values of a sweep: the comma-separated ``text``, or 3 around ``current``."""
-    from .core.options import Options
+    from ..core.options import Options
 
     if text.strip():
         try:
@@ -68,17 +70,17 @@ def sweep_values(text: str, parameter: str, current: float) -> list[float] | lis
 class SweepPlan:
     """One sweep's output: the (N, H, W[, C]) array, its layer once shown, the records."""
 
-    def __init__(self, parameter: str, values: list[Any], job: Any, spec: dict[str, Any]):
-        rendering = job.rendering
+    def __init__(self, parameter: str, values: list[Any], request: RunRequest):
+        rendering = request.job.rendering
         self.parameter, self.values = parameter, list(values)
         self.array = np.full((len(values), *rendering.shape), rendering.fill, rendering.dtype)
         self.records: list[dict[str, Any] | None] = [None] * len(values)
-        self.name = f"{spec['name']} · {parameter} sweep"
+        self.name = f"{request.name} · {parameter} sweep"
         self.axis_label = f"{parameter}: " + ", ".join(f"{value:g}" for value in values)
         plane = _layers.output_geometry(
-            spec["selection"], rendering.layout.plane_shape, rendering.result_plane
+            request.selection, rendering.layout.plane_shape, rendering.result_plane
         )
-        self.geometry = _sweep_geometry(spec["selection"], plane, self.axis_label)
+        self.geometry = _sweep_geometry(request.selection, plane, self.axis_label)
         self.layer: Image | None = None
         self.on_layer: Any = None
         """Called with the plan when its layer is (re)made."""
@@ -139,45 +141,54 @@ def _sweep_geometry(
 
 
 class SweepControls:
-    """Creates ``sweep_parameter``, ``sweep_values`` and ``sweep`` on the widget."""
+    """``sweep_parameter``, ``sweep_values`` and ``sweep``: one run per value, queued.
 
-    def __init__(self, widget: StyleTransferWidget) -> None:
-        self._widget = widget
-        widget.sweep_parameter = ComboBox(
+    ``options()`` gives the dock's current options, ``prepare(**overrides)`` a run of
+    them with ``overrides``, and ``submit(request)`` queues a run.
+    """
+
+    def __init__(
+        self,
+        viewer: napari.Viewer,
+        options: Callable[[], dict[str, Any]],
+        prepare: Callable[..., RunRequest],
+        submit: Callable[[RunRequest], None],
+    ) -> None:
+        self._viewer, self._options, self._prepare, self._submit = (
+            viewer, options, prepare, submit,
+        )  # fmt: skip
+        self.sweep_parameter = ComboBox(
             name="sweep_parameter", label="sweep", choices=PARAMETERS, value="style_weight"
         )
-        widget.sweep_parameter.tooltip = "The parameter a sweep varies, one run per value."
-        widget.sweep_values = LineEdit(name="sweep_values", label="sweep values")
-        widget.sweep_values.tooltip = (
+        self.sweep_parameter.tooltip = "The parameter a sweep varies, one run per value."
+        self.sweep_values = LineEdit(name="sweep_values", label="sweep values")
+        self.sweep_values.tooltip = (
             "Comma-separated values, like 0.3, 1, 3. Blank: the current value ×0.1, "
             "×1, ×10 (style scale and iterations: ×0.5, ×1, ×2)."
         )
-        widget.sweep = PushButton(name="sweep", text="Sweep")
-        widget.sweep.tooltip = "Queue one run per value; they fill one stack layer."
-        self.widgets: list[Widget] = [widget.sweep_parameter, widget.sweep_values, widget.sweep]
+        self.sweep = PushButton(name="sweep", text="Sweep")
+        self.sweep.tooltip = "Queue one run per value; they fill one stack layer."
+        self.widgets: list[Widget] = [self.sweep_parameter, self.sweep_values, self.sweep]
         self.latest: SweepPlan | None = None
         self._overlay = False
-        widget.sweep.changed.connect(self.run)
-        viewer = widget._viewer
+        self.sweep.changed.connect(self.run)
         viewer.dims.events.current_step.connect(self._show_value)
         viewer.layers.events.inserted.connect(self._show_value)
         viewer.layers.events.removed.connect(self._show_value)
 
     def run(self) -> None:
         """Validate every run of the sweep now, then queue them."""
-        from .core.gatys import StyleTransfer
-        from .core.memory import MemoryEstimateError
+        from ..core.gatys import StyleTransfer
+        from ..core.memory import MemoryEstimateError
 
-        widget = self._widget
-        parameter = widget.sweep_parameter.value
+        parameter = self.sweep_parameter.value
         try:
-            if widget.method.value != "gatys":
+            options = self._options()
+            if options["method"] != "gatys":
                 raise ValueError("a sweep varies the optimisation: choose method 'gatys'")
-            values = sweep_values(
-                widget.sweep_values.value, parameter, widget.options()[parameter]
-            )
-            runs = [widget._prepare(**{parameter: value}) for value in values]
-            if not isinstance(runs[0][0], StyleTransfer) or runs[0][0].planes != 1:
+            values = sweep_values(self.sweep_values.value, parameter, options[parameter])
+            runs = [self._prepare(**{parameter: value}) for value in values]
+            if not isinstance(runs[0].job, StyleTransfer) or runs[0].job.planes != 1:
                 raise ValueError(
                     "a sweep runs on one 2-D plane: choose stack 'current slice' "
                     "(and no Dask scheduler)"
@@ -185,13 +196,11 @@ class SweepControls:
         except (MemoryEstimateError, ValueError) as exc:
             show_error(f"Sweep: {exc}")
             return
-        plan = SweepPlan(parameter, values, *runs[0])
+        plan = SweepPlan(parameter, values, runs[0])
         plan.on_layer = self._adopt
-        for number, (job, spec) in enumerate(runs):
-            plane = SweepPlane(plan, number)
-            text = f"{spec['name']} · {parameter} = {values[number]:g}"
-            destination = {"name": plan.name, "target": plane, "sweep": plane, "queue_text": text}
-            widget.queue.submit(job, spec | destination)
+        for number, request in enumerate(runs):
+            label = f"{request.name} · {parameter} = {values[number]:g}"
+            self._submit(request.in_sweep(SweepPlane(plan, number), plan.name, label))
 
     def _adopt(self, plan: SweepPlan) -> None:
         self.latest = plan
@@ -199,7 +208,7 @@ class SweepControls:
 
     def _show_value(self, _event: object = None) -> None:
         """The swept value on screen, in the viewer's text overlay, while the layer shows."""
-        viewer, plan = self._widget._viewer, self.latest
+        viewer, plan = self._viewer, self.latest
         layer = plan.layer if plan is not None else None
         overlay = text_overlay(viewer)
         if plan is None or layer is None or layer not in viewer.layers:
