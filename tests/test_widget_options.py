@@ -100,3 +100,32 @@ def test_a_caffe_layout_file_is_chosen_by_its_layout_and_restored(widget, monkey
     widget._viewer.layers.selection.active = output
     widget.load_recipe.clicked.emit()
     assert widget.weights.value == "caffe file" and widget.weights_file.value == weights
+
+
+def test_every_control_starts_at_the_tables_default_and_spans_its_range(
+    make_napari_viewer, content_rgb
+):
+    """A fresh dock (nothing remembered) runs the option table's defaults; number
+    controls span the table's range (size also takes 0: the device's default)."""
+    from napari_nst._widget import StyleTransferWidget
+    from napari_nst.core.option_table import TABLE
+
+    viewer = make_napari_viewer()
+    viewer.add_image(content_rgb, name="photo")
+    widget = StyleTransferWidget(viewer)
+
+    defaults, options = Options().to_dict(), widget.options()
+    follows = {"size": "the device's default", "luminance_only": "the content: gray here?",
+               "style_strength": "not an option of a run: it sets style_weight",
+               "output_size": "napari lays a result of any size over the content",
+               "weights": "'auto' is shown as what it is: bundled"}  # fmt: skip
+    for name in set(widget.controlled()) - set(follows):
+        assert options.get(name) == defaults[name], name
+    assert options["size"] is None or options["size"] == widget.size.value
+    assert options["luminance_only"] == (not widget.content.value.rgb)
+    assert options["output_size"] == "working" and options["weights"] == "bundled"
+    for spec in TABLE:
+        if spec.name not in widget.controlled() or spec.range is None:
+            continue
+        control, (low, high) = getattr(widget, spec.name), spec.range
+        assert (control.min, control.max) in ((low, high), (0, high)), spec.name

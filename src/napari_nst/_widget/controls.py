@@ -52,6 +52,23 @@ class LayerSelect(Select):
         self.value = [layer for layer in chosen if layer in self.choices]
 
 
+def follow_table(controls: list[Widget]) -> None:
+    """Give each control of an option the table's tooltip and range (a size box keeps 0,
+    which stands for the device's default)."""
+    from .._wording import tooltip
+    from ..core.option_table import BY_NAME
+
+    for control in controls:
+        spec = BY_NAME.get(control.name)
+        if spec is None:
+            continue
+        control.tooltip = tooltip(spec)
+        if spec.range is not None and hasattr(control, "max"):
+            low, high = spec.range
+            control.max = high
+            control.min = 0 if control.name == "size" else low
+
+
 def option_value(name: str, value: Any) -> Any:
     """A control's value as the engine option it stands for (0 or blank: unset)."""
     if name in ("size", "early_stop_tol"):
@@ -88,6 +105,7 @@ class Section(Container):
         from superqt import QCollapsible
 
         super().__init__(name=key, labels=False)
+        follow_table(widgets)
         self.controls = Container(name=f"{key}_controls", widgets=widgets, labels=True)
         self.box = QCollapsible(SECTIONS[key].replace("&", "&&"))  # "&": a Qt shortcut
         self.box.setDuration(0)  # no animation: a dock is not a slide show

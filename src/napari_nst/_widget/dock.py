@@ -16,7 +16,7 @@ from magicgui.widgets import Container, PushButton, Widget
 
 from .. import _layers
 from .._torch_in_gui import prepare_torch
-from .._wording import for_gui, tooltip
+from .._wording import for_gui
 from . import settings
 from .controls import Section
 from .essentials import Essentials
@@ -74,10 +74,6 @@ class StyleTransferWidget(Container):
                             self.engine, self.explore, self.recipes)
         }  # fmt: skip
         self._lay_out()
-        for name in self.controlled():  # every option's control explains itself the same way
-            from ..core.option_table import BY_NAME
-
-            self[name].tooltip = tooltip(BY_NAME[name])
 
         content = self.essentials.content
         content.changed.connect(self.look.follow_content)

@@ -13,6 +13,8 @@ from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSlider, SpinBox, create_widget
 
+from .controls import follow_table
+
 CUSTOM = "custom"
 """The preset choice that means "the weights as they are"."""
 
@@ -52,6 +54,7 @@ class Essentials(Container):
             self.style_strength, self.size, self.iterations,
         ])  # fmt: skip
         self.margins = (0, 0, 0, 0)
+        follow_table(list(self))
         self.content.changed.connect(self.distinct_style)
         self.method.changed.connect(self._on_method)
         self.preset.changed.connect(self._on_preset)
