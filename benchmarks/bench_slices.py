@@ -22,7 +22,7 @@ import numpy as np
 from skimage.transform import rescale
 
 from napari_nst import iter_stylize
-from napari_nst._io import read_image
+from napari_nst.core.files import read_image
 
 
 def make_volume(image: np.ndarray, slices: int, seed: int = 0) -> np.ndarray:

@@ -92,7 +92,7 @@ def test_tiffs_are_read_as_napari_shows_them(tmp_path):
     import tifffile
     from napari_builtins.io import imread as napari_imread
 
-    from napari_nst._io import read_image
+    from napari_nst.core.files import read_image
 
     rng = np.random.default_rng(1)
     # A 3-slice volume written without photometric: tifffile stores it as planar RGB

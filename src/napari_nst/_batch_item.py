@@ -9,10 +9,8 @@ sidecar is unfinished, whatever happened to the process writing it.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ._io import check_writable, file_ready, read_image
-from ._io import write_image as _write_image
+from .core.files import check_writable, file_ready, read_image, write_json
+from .core.files import write_image as _write_image
 
 
 class BatchError(ValueError):
@@ -64,9 +62,11 @@ def run_item(job: Job, raise_unexpected: bool = False) -> Result:
     its sidecar says why; other exceptions do the same, unless ``raise_unexpected``
     (Dask retries them, and the caller records the last failure).
     """
+    from .core.devices import torch_threads  # torch on first use: the CLI starts fast
+
     start, worker = time.perf_counter(), f"{socket.gethostname()}:{os.getpid()}"
     try:
-        with _torch_threads(job.threads) as threads:
+        with torch_threads(job.threads) as threads:
             record = _stylize(job)
     except ValueError as exc:
         return record_failure(job, str(exc), worker)
@@ -136,27 +136,3 @@ def write_result(image: np.ndarray, output: str | os.PathLike, rendering: Any) -
         layout = rendering.layout
         image = file_ready(image, Path(output).suffix, layout.dtype, layout.window)
     return _write_image(output, image, rgb=rendering.kind != "gray")
-
-
-def write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
-    """Atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".json", prefix=".napari-nst-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(json.dumps(data, indent=2) + "\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _torch_threads(threads: int | None) -> contextlib.AbstractContextManager[int]:
-    """Run with ``threads`` torch threads (restored after): results depend on it."""
-    from .core.devices import torch_threads
-
-    return torch_threads(threads)

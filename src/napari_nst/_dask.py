@@ -78,7 +78,7 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
             )
         except Exception as exc:  # most often: worker processes re-import an unguarded script
             raise BatchError(
-                f"local Dask workers did not start ({_describe(exc)}). Worker processes "
+                f"local Dask workers did not start ({describe_error(exc)}). Worker processes "
                 "import the script that started Python: if that is your own script, put "
                 "its code under `if __name__ == '__main__':`"
             ) from None
@@ -104,12 +104,12 @@ def run_on_dask(client: Any, jobs: Sequence[Job], retries: int = RETRIES) -> Ite
             try:
                 yield future.result()
             except Exception as exc:  # raised after its retries, or its workers died
-                yield record_failure(job, _describe(exc))
+                yield record_failure(job, describe_error(exc))
     finally:
         client.cancel(list(futures))
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     if type(exc).__name__ == "KilledWorker":
         tries = getattr(exc, "allowed_failures", None)
         times = f"{tries + 1} times" if isinstance(tries, int) else "repeatedly"

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ._dask import _describe, distributed_module, open_client
+from ._dask import describe_error, distributed_module, open_client
 from .core import prepare
 from .core.step import STOP, Step
 
@@ -176,7 +176,7 @@ class StackOnDask:
             image, losses, info = future.result()
         except Exception as exc:
             raise ClusterRunError(
-                f"slice {number + 1} of {self.planes} failed on the cluster: {_describe(exc)}"
+                f"slice {number + 1} of {self.planes} failed on the cluster: {describe_error(exc)}"
             ) from None
         self._non_finite += int(info.pop("non_finite_pixels", 0))
         self._worker_info = info
@@ -223,9 +223,9 @@ def stylize_plane(
     plane: np.ndarray, style: np.ndarray | None, options: dict[str, Any], threads: int | None
 ) -> tuple[np.ndarray, dict[str, float], dict[str, Any]]:
     """On a worker: one 2-D plane through the engine; (result, final losses, run info)."""
-    from ._batch_item import _torch_threads
+    from .core.devices import torch_threads
 
-    with _torch_threads(threads):
+    with torch_threads(threads):
         job = prepare(plane, style, **options)
         image, losses = None, {}
         for step in job.steps():

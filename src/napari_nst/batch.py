@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ._batch_item import BatchError, Job, Result, run_item, sidecar
-from ._io import EIGHT_BIT_SUFFIXES, TIFF_SUFFIXES, read_image
+from .core.files import EIGHT_BIT_SUFFIXES, TIFF_SUFFIXES, read_image
 
 IMAGE_SUFFIXES = EIGHT_BIT_SUFFIXES | TIFF_SUFFIXES
 """What a folder or glob contributes; files named one by one may be any format."""

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ._cli_options import add_batch_parser, add_run_options, add_train_parser
-from ._io import check_writable, read_image
 from ._wording import for_cli
+from .core.files import check_writable, read_image
 
 PROG = "napari-nst"
 

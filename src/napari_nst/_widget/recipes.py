@@ -93,7 +93,7 @@ class RecipesSection(Section):
     def export(self, path: str | Path | None = None) -> Path | None:
         """Write the selected layer's record as JSON to ``path`` (else *recipe file*, else
         asked)."""
-        from .._batch_item import write_json
+        from ..core.files import write_json
 
         layer, record = self._selected_record("Export recipe")
         if record is None:

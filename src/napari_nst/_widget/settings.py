@@ -44,7 +44,7 @@ def load() -> dict[str, Any] | None:
 
 def save(options: dict[str, Any]) -> None:
     """Remember ``options``; a folder that cannot be written only means forgetting."""
-    from .._batch_item import write_json
+    from ..core.files import write_json
 
     with contextlib.suppress(OSError, TypeError, ValueError):
         write_json(settings_file(), {"version": 1, "options": options})

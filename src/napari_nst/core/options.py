@@ -130,39 +130,39 @@ class Options:
         return cls(**_with_preset_and_strength(options))
 
     def __post_init__(self) -> None:
-        _choice("method", self.method, METHODS)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("init", self.init, INITS)
-        _choice("pooling", self.pooling, POOLINGS)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("stack", self.stack, STACKS)
-        _choice("output_range", self.output_range, OUTPUT_RANGES)
-        _choice("preserve_color", self.preserve_color, PRESERVE_COLORS)
+        check_choice("method", self.method, METHODS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("init", self.init, INITS)
+        check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("stack", self.stack, STACKS)
+        check_choice("output_range", self.output_range, OUTPUT_RANGES)
+        check_choice("preserve_color", self.preserve_color, PRESERVE_COLORS)
         if self.preserve_color == "luminance" and self.luminance_only is False:
             raise ValueError(
                 "preserve_color='luminance' is luminance-only transfer; "
                 "it contradicts luminance_only=False"
             )
-        _non_negative("style_scale", self.style_scale, maximum=8.0)
+        check_non_negative("style_scale", self.style_scale, maximum=8.0)
         if self.style_scale == 0:
             raise ValueError("style_scale must be greater than 0 (1 = the content's size)")
         if self.early_stop_tol is not None:
-            _non_negative("early_stop_tol", self.early_stop_tol, maximum=1.0)
-        _integer("early_stop_patience", self.early_stop_patience, minimum=1)
-        _choice("padding", self.padding, PADDINGS)
-        _choice("pyramid", self.pyramid, PYRAMIDS)
-        _choice("loss_norm", self.loss_norm, LOSS_NORMS)
-        _choice("output_size", self.output_size, OUTPUT_SIZES)
+            check_non_negative("early_stop_tol", self.early_stop_tol, maximum=1.0)
+        check_integer("early_stop_patience", self.early_stop_patience, minimum=1)
+        check_choice("padding", self.padding, PADDINGS)
+        check_choice("pyramid", self.pyramid, PYRAMIDS)
+        check_choice("loss_norm", self.loss_norm, LOSS_NORMS)
+        check_choice("output_size", self.output_size, OUTPUT_SIZES)
         if self.pyramid_iterations is not None:
-            _integer("pyramid_iterations", self.pyramid_iterations, minimum=1)
+            check_integer("pyramid_iterations", self.pyramid_iterations, minimum=1)
         if self.ema is not None:
-            _non_negative("ema", self.ema, maximum=1.0)
+            check_non_negative("ema", self.ema, maximum=1.0)
             if not 0 < self.ema < 1:
                 raise ValueError(f"ema must be a decay between 0 and 1, like 0.9; got {self.ema}")
         if self.style_blend_weights is not None:
             blend = _float_list("style_blend_weights", self.style_blend_weights)
             for weight in blend:
-                _non_negative("style_blend_weights", weight)
+                check_non_negative("style_blend_weights", weight)
             if not blend or sum(blend) == 0:
                 raise ValueError("style_blend_weights must include a weight greater than 0")
             object.__setattr__(self, "style_blend_weights", blend)
@@ -170,21 +170,21 @@ class Options:
             raise ValueError(
                 f"luminance_only must be true, false or None (auto); got {self.luminance_only!r}"
             )
-        _integer("iterations", self.iterations, minimum=1)
+        check_integer("iterations", self.iterations, minimum=1)
         if self.size is not None:
-            _integer("size", self.size, minimum=32, maximum=16384)
+            check_integer("size", self.size, minimum=32, maximum=16384)
         if self.tile is not None:
-            _integer("tile", self.tile, minimum=0)
+            check_integer("tile", self.tile, minimum=0)
             if 0 < self.tile < MIN_TILE:
                 raise ValueError(f"tile must be 0 (never tile) or at least {MIN_TILE} px")
-        _integer("lbfgs_history", self.lbfgs_history, minimum=1, maximum=1000)
-        _integer("seed", self.seed, minimum=0)
-        _integer("preview_every", self.preview_every, minimum=1)
+        check_integer("lbfgs_history", self.lbfgs_history, minimum=1, maximum=1000)
+        check_integer("seed", self.seed, minimum=0)
+        check_integer("preview_every", self.preview_every, minimum=1)
         for name in ("content_weight", "style_weight", "tv_weight", "slice_weight"):
-            _non_negative(name, getattr(self, name))
-        _non_negative("noise_ratio", self.noise_ratio, maximum=1.0)
+            check_non_negative(name, getattr(self, name))
+        check_non_negative("noise_ratio", self.noise_ratio, maximum=1.0)
         if self.learning_rate is not None:
-            _non_negative("learning_rate", self.learning_rate)
+            check_non_negative("learning_rate", self.learning_rate)
             if self.learning_rate == 0:
                 raise ValueError("learning_rate must be greater than 0")
         if not isinstance(self.weights, str) or not self.weights.strip():
@@ -193,8 +193,8 @@ class Options:
                 "or a file path"
             )
 
-        content_layers = _layer_list("content_layers", self.content_layers)
-        style_layers = _layer_list("style_layers", self.style_layers)
+        content_layers = layer_list("content_layers", self.content_layers)
+        style_layers = layer_list("style_layers", self.style_layers)
         object.__setattr__(self, "content_layers", content_layers)
         object.__setattr__(self, "style_layers", style_layers)
         if not content_layers and not style_layers:
@@ -237,7 +237,7 @@ class Options:
                 f"{len(self.style_layers)} style layers ({', '.join(self.style_layers)})"
             )
         for weight in weights:
-            _non_negative("style_layer_weights", weight)
+            check_non_negative("style_layer_weights", weight)
         return weights
 
 
@@ -280,12 +280,14 @@ def strength_for(style_weight: float) -> float:
     return min(high, max(low, strength))
 
 
-def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    """``ValueError`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
-def _integer(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
+def check_integer(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
+    """``ValueError`` unless ``value`` is a whole number from ``minimum`` (to ``maximum``)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be a whole number; got {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
@@ -293,7 +295,8 @@ def _integer(name: str, value: object, minimum: int, maximum: int | None = None)
         raise ValueError(f"{name} must be at least {minimum}{upper}; got {value}")
 
 
-def _non_negative(name: str, value: object, maximum: float | None = None) -> None:
+def check_non_negative(name: str, value: object, maximum: float | None = None) -> None:
+    """``ValueError`` unless ``value`` is a finite number ≥ 0 (and ≤ ``maximum``)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number; got {value!r}")
     if not math.isfinite(value) or value < 0 or (maximum is not None and value > maximum):
@@ -310,7 +313,8 @@ def _float_list(name: str, values: object) -> tuple[float, ...]:
         raise ValueError(f"{name} must be a list of numbers; got {values!r}") from None
 
 
-def _layer_list(name: str, layers: object) -> tuple[str, ...]:
+def layer_list(name: str, layers: object) -> tuple[str, ...]:
+    """VGG19 layer names (a list, or comma-separated text) in their canonical spelling."""
     if isinstance(layers, str):
         layers = [part for part in layers.split(",") if part.strip()]
     if not isinstance(layers, list | tuple):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -33,7 +32,14 @@ import torch.nn.functional as F
 from . import devices, imaging, memory
 from .features import VGGFeatures
 from .losses import gram_matrix, mean_square
-from .options import LOSS_NORMS, PRECISIONS, _choice, _integer, _layer_list, _non_negative
+from .options import (
+    LOSS_NORMS,
+    PRECISIONS,
+    check_choice,
+    check_integer,
+    check_non_negative,
+    layer_list,
+)
 from .record import versions
 from .step import STOP, Step
 from .transformer import TransformerNet
@@ -77,22 +83,22 @@ class TrainOptions:
         return cls(**options)
 
     def __post_init__(self) -> None:
-        _integer("steps", self.steps, minimum=1)
-        _integer("batch_size", self.batch_size, minimum=1, maximum=1024)
-        _integer("image_size", self.image_size, minimum=32, maximum=4096)
+        check_integer("steps", self.steps, minimum=1)
+        check_integer("batch_size", self.batch_size, minimum=1, maximum=1024)
+        check_integer("image_size", self.image_size, minimum=32, maximum=4096)
         if self.style_size is not None:
-            _integer("style_size", self.style_size, minimum=32, maximum=4096)
-        _integer("checkpoint_every", self.checkpoint_every, minimum=1)
-        _integer("seed", self.seed, minimum=0)
-        _choice("loss_norm", self.loss_norm, LOSS_NORMS)
-        _choice("crop", self.crop, CROPS)
-        _choice("precision", self.precision, PRECISIONS)
+            check_integer("style_size", self.style_size, minimum=32, maximum=4096)
+        check_integer("checkpoint_every", self.checkpoint_every, minimum=1)
+        check_integer("seed", self.seed, minimum=0)
+        check_choice("loss_norm", self.loss_norm, LOSS_NORMS)
+        check_choice("crop", self.crop, CROPS)
+        check_choice("precision", self.precision, PRECISIONS)
         for name in ("content_weight", "style_weight", "tv_weight", "learning_rate"):
-            _non_negative(name, getattr(self, name))
+            check_non_negative(name, getattr(self, name))
         object.__setattr__(
-            self, "content_layers", _layer_list("content_layers", self.content_layers)
+            self, "content_layers", layer_list("content_layers", self.content_layers)
         )
-        object.__setattr__(self, "style_layers", _layer_list("style_layers", self.style_layers))
+        object.__setattr__(self, "style_layers", layer_list("style_layers", self.style_layers))
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -108,7 +114,7 @@ class TrainingImages:
         if isinstance(source, str | os.PathLike):
             folder = Path(source).expanduser()
             if folder.is_file():  # a TIFF stack (or one image) on disk
-                from .._io import read_image
+                from .files import read_image
 
                 source = read_image(folder, "training images")
             elif folder.is_dir():
@@ -133,7 +139,7 @@ class TrainingImages:
         """Image ``number`` as (3, size, size) in 0–255: shorter side resized, centre crop;
         with ``rng``, a square of random side and place, mirrored half the time, resized."""
         if self._files:
-            from .._io import read_image
+            from .files import read_image
 
             data = read_image(self._files[number], "training image")
             layout = imaging.inspect(data, f"training image {self._files[number]}")
@@ -306,31 +312,14 @@ def _train_step(networks, style_targets, batch, optimizer, opts) -> dict[str, fl
 
 def save_model(net: TransformerNet, path: Path, record: dict[str, Any]) -> str:
     """Write the state dict atomically; metadata in ``path.json`` or the safetensors header."""
+    from .files import atomic_write, write_json
+
     state = {key: value.detach().cpu().contiguous() for key, value in net.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        suffix=path.suffix, prefix=".napari-nst-", dir=path.parent
-    )
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # an ordinary file, not mkstemp's private 0600
-    try:
-        if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import save_file
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import save_file
 
-            save_file(state, temporary, metadata={"napari_nst": json.dumps(record)})
-        else:
-            torch.save(state, temporary)
-            _write_json(path.with_name(path.name + ".json"), record)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        metadata = {"napari_nst": json.dumps(record)}
+        return str(atomic_write(path, lambda file: save_file(state, file, metadata=metadata)))
+    atomic_write(path, lambda file: torch.save(state, file))
+    write_json(path.with_name(path.name + ".json"), record)
     return str(path)
-
-
-def _write_json(path: Path, record: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(temporary, path)

@@ -1,4 +1,6 @@
-"""Reading and writing image files for the CLI (and, later, batch runs).
+"""Files: images read as napari shows them and written in a dtype the format holds,
+and the one atomic writer every file of ours goes through (images, records, recipes,
+settings, models).
 
 Writes are atomic (temporary file in the target folder, then rename) so an
 interrupted run never leaves a half-written file that looks finished.
@@ -6,9 +8,12 @@ interrupted run never leaves a half-written file that looks finished.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,17 +59,30 @@ def write_image(path: str | os.PathLike, image: np.ndarray, rgb: bool | None = N
         image = np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)
     if suffix in {".jpg", ".jpeg"} and image.ndim == 3 and image.shape[-1] == 4:
         image = image[..., :3]
+    return atomic_write(path, lambda temporary: _write(temporary, image, suffix, rgb))
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Have ``write(temporary)`` fill a temporary file beside ``path``, then rename it to
+    ``path``: readers see the old file or the whole new one, never a part."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=suffix, prefix=".napari-nst-", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(path.suffix, ".napari-nst-", path.parent)
     os.close(handle)
-    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; ours are ordinary files
     try:
-        _write(temporary, image, suffix, rgb)
+        write(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
+    """``data`` as indented JSON, atomically."""
+    text = json.dumps(data, indent=2) + "\n"
+    return atomic_write(path, lambda temporary: Path(temporary).write_text(text, "utf-8"))
 
 
 def check_writable(path: str | os.PathLike, ndim: int, rgb: bool) -> None:
