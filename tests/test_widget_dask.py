@@ -163,7 +163,10 @@ def test_cancel_cancels_the_remaining_tasks_and_keeps_the_finished_planes(
         k for k, moves in seen.items() if any(s.startswith("cancel-key") for _, s in moves)
     }
     assert set(written) <= computed
-    assert cancelled == set(range(PLANES)) - computed  # the rest were cancelled, not dropped
+    assert set(range(PLANES)) - computed <= cancelled  # the rest were cancelled, not dropped
+    # A plane can finish on its worker in the instant the client cancels it (the client
+    # hears of the result a message later): computed and cancelled, never written.
+    assert not (cancelled & set(written))
     ran = {key for keys in executed.values() for key in keys}
     assert computed <= ran and len(ran) < PLANES  # and some of them never ran at all
     assert widget.run.enabled and not widget.cancel.enabled

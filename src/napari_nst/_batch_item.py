@@ -103,6 +103,7 @@ def record_failure(job: Job, message: str, worker: str = "") -> Result:
 
 def _stylize(job: Job) -> dict[str, Any]:
     from .core import prepare
+    from .core.api import run_to_end
     from .core.record import RunRecord
 
     content = read_image(job.source, "content image")
@@ -113,11 +114,7 @@ def _stylize(job: Job) -> dict[str, Any]:
     rendering = run.rendering
     check_writable(job.output, len(rendering.shape), rgb=rendering.kind != "gray")
     record = RunRecord(run.options.to_dict(), {"content": job.source, "style": job.style})
-    result = rendering.empty()
-    for step in run.steps():
-        record.update(step)
-        if step.image is not None:
-            result[step.index] = step.image
+    result = run_to_end(run, on_step=record.update).image
     log = record.to_dict() | run.info()
     log["steps"] = log.pop("history")  # the CLI's spelling, as in --log-json
     log["output"] = str(write_result(result, job.output, rendering))

@@ -34,6 +34,7 @@ import numpy as np
 
 from ._dask import describe_error, distributed_module, open_client
 from .core import prepare
+from .core.devices import cpu_threads, torch_threads
 from .core.step import STOP, Step
 
 LOCAL = "local"
@@ -74,9 +75,7 @@ class StackOnDask:
         self.options, self.layout, self.rendering = local.options, local.layout, local.rendering
         self._content, self._style = content, style
         self._unit = self.options.iterations if self.options.method == "gatys" else 1
-        self._threads = (
-            max(1, (os.cpu_count() or 1) // self._workers) if self._address is None else None
-        )
+        self._threads = cpu_threads(share=self._workers) if self._address is None else None
         self._plane_options = _plane_options(self.options, self.layout, self.rendering)
         self._stop = threading.Event()
         self._cluster: dict[str, Any] = {"scheduler": self._address or LOCAL}
@@ -223,18 +222,14 @@ def stylize_plane(
     plane: np.ndarray, style: np.ndarray | None, options: dict[str, Any], threads: int | None
 ) -> tuple[np.ndarray, dict[str, float], dict[str, Any]]:
     """On a worker: one 2-D plane through the engine; (result, final losses, run info)."""
-    from .core.devices import torch_threads
+    from .core.api import run_to_end
 
     with torch_threads(threads):
         job = prepare(plane, style, **options)
-        image, losses = None, {}
-        for step in job.steps():
-            if step.image is not None:
-                image = step.image
-            losses = step.losses
-    if image is None:
+        collected = run_to_end(job)
+    if not collected.written or collected.last is None:
         raise RuntimeError("the engine ended without a result")
-    return image, losses, job.info()
+    return collected.image, collected.last.losses, job.info()
 
 
 def _plane_options(options: Any, layout: Any, rendering: Any) -> dict[str, Any]:

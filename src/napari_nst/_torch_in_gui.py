@@ -43,8 +43,8 @@ def run_threads() -> int:
     ``benchmarks/bench_ui_stalls.py``). The count is scoped to the run's worker
     thread and recorded, so a recipe replays with it.
     """
-    import os
-
     import torch
 
-    return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1))
+    from .core.devices import cpu_threads
+
+    return min(torch.get_num_threads(), cpu_threads(spare=1))

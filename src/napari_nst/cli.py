@@ -158,10 +158,9 @@ def _run_stylize(
     from tqdm import tqdm
 
     from .core import prepare
+    from .core.api import Collected, replayed_steps, run_to_end
     from .core.plane_run import duration, long_run_note
     from .core.record import RunRecord
-    from .core.rendering import place
-    from .core.replay import steered
 
     if args.labels:
         options["labels"] = read_image(args.labels, "labels image")
@@ -174,50 +173,49 @@ def _run_stylize(
     check_writable(args.output, len(rendering.shape), rgb=rendering.kind != "gray")
     style_names = args.style[0] if len(args.style) == 1 else args.style or None
     record = RunRecord(run.options.to_dict(), {"content": args.content, "style": style_names})
-    steering = recipe.steering if recipe is not None and run.options.method == "gatys" else None
-    steps = steered(run, steering) if steering else run.steps()
-    result = rendering.empty()
-    written = False  # any plane (or preview) in ``result`` yet
+    steps = replayed_steps(run, recipe)
+    collected = Collected(run)
     # The bar starts with the first step: an error while loading weights stays one line,
     # and a download shows torch's own progress bar.
-    bar, noted = None, False
+    bar: Any = None
+    noted = False
+
+    def show(step: Any) -> None:
+        nonlocal bar, noted
+        if bar is None:  # tqdm's own estimate assumes equal iterations; levels differ
+            bar = tqdm(
+                total=step.total, unit="it", desc="stylizing", disable=args.quiet,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
+            )  # fmt: skip
+        where = {"plane": f"{step.plane + 1}/{step.planes}"} if step.planes > 1 else {}
+        loss = {"loss": f"{step.losses['total']:.4g}"} if step.losses else {}
+        left = {"left": duration(step.remaining)} if step.remaining is not None else {}
+        bar.set_postfix(**loss, **where, **left, refresh=False)
+        if not noted and step.remaining is not None:
+            noted = True
+            note = long_run_note(step.elapsed + step.remaining, run.options.size, str(run.device))
+            if note and not args.quiet:
+                tqdm.write(f"{PROG}: {for_cli(note)}", file=sys.stderr)
+        if bar.total != step.total:  # a replayed continuation adds iterations
+            bar.total = step.total
+        bar.update(step.iteration - bar.n)
+        record.update(step)
+
     try:
-        for step in steps:
-            if bar is None:  # tqdm's own estimate assumes equal iterations; levels differ
-                bar = tqdm(
-                    total=step.total, unit="it", desc="stylizing", disable=args.quiet,
-                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
-                )  # fmt: skip
-            where = {"plane": f"{step.plane + 1}/{step.planes}"} if step.planes > 1 else {}
-            loss = {"loss": f"{step.losses['total']:.4g}"} if step.losses else {}
-            left = {"left": duration(step.remaining)} if step.remaining is not None else {}
-            bar.set_postfix(**loss, **where, **left, refresh=False)
-            if not noted and step.remaining is not None:
-                noted = True
-                note = long_run_note(
-                    step.elapsed + step.remaining, run.options.size, str(run.device)
-                )
-                if note and not args.quiet:
-                    tqdm.write(f"{PROG}: {for_cli(note)}", file=sys.stderr)
-            if bar.total != step.total:  # a replayed continuation adds iterations
-                bar.total = step.total
-            bar.update(step.iteration - bar.n)
-            record.update(step)
-            if step.image is not None:
-                result, written = place(result, step.index, step.image, rendering.fill), True
+        run_to_end(run, steps, on_step=show, into=collected)
     except KeyboardInterrupt:
         # The interrupt lands inside the engine; keep the finished planes and the
         # newest preview of the current one.
-        steps.close()
+        steps.close()  # type: ignore[attr-defined]
         record.finish("cancelled", "interrupted")
-        if not written:
+        if not collected.written:
             raise
-        log = _save(result, args, run, record.to_dict() | run.info())
+        log = _save(collected.image, args, run, record.to_dict() | run.info())
         return _fail(130, f"interrupted; the newest preview was written to {args.output}"), log
     finally:
         if bar is not None:
             bar.close()
-    return 0, _save(result, args, run, record.to_dict() | run.info())
+    return 0, _save(collected.image, args, run, record.to_dict() | run.info())
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -266,7 +264,6 @@ def _save(image: Any, args: argparse.Namespace, run: Any, log: dict[str, Any]) -
 
 def _batch(args: argparse.Namespace) -> int:
     """Exit 0 when every item is done (or already was), 1 when some failed."""
-    import os
 
     from tqdm import tqdm
 
@@ -281,7 +278,9 @@ def _batch(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name} must be at least 1")
     threads = args.threads
     if threads is None and args.workers:  # torch threads: the cores, shared by the workers
-        threads = max(1, (os.cpu_count() or 1) // args.workers)
+        from .core.devices import cpu_threads
+
+        threads = cpu_threads(share=args.workers)
     if args.workers is not None or args.scheduler is not None:
         from ._dask import distributed_module
 

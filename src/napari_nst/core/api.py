@@ -6,7 +6,7 @@ rules for turning user input into a run live in one place.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,7 @@ def iter_stylize(
     the record's torch thread count, in force while the run computes.
     """
     recipe = _parsed(recipe)
-    steps = _steps(prepare(content, style, recipe=recipe, **options), recipe)
+    steps = replayed_steps(prepare(content, style, recipe=recipe, **options), recipe)
     threads = recipe.threads if recipe is not None else None
     return steps if threads is None else with_threads(steps, threads)
 
@@ -63,17 +63,50 @@ def stylize(
     """Run to completion and return the stylised image (or stack) in the content's layout."""
     recipe = _parsed(recipe)
     job = prepare(content, style, recipe=recipe, **options)
-    result = job.rendering.empty()
     with torch_threads(recipe.threads if recipe is not None else None):
-        for step in _steps(job, recipe):
-            if step.image is not None:
-                result = place(result, step.index, step.image, job.rendering.fill)
-    return result
+        return run_to_end(job, replayed_steps(job, recipe)).image
 
 
-def _steps(job: StyleTransfer | FastTransfer, recipe: Recipe | None) -> Iterator[Step]:
+class Collected:
+    """A run's result as its steps arrive: every plane in the content's layout, placed
+    where it belongs (the newest preview of a plane until its last step)."""
+
+    def __init__(self, run: Any) -> None:
+        self._fill = run.rendering.fill
+        self.image: np.ndarray = run.rendering.empty()
+        self.last: Step | None = None
+        self.written = False
+        """Whether any plane (or preview) has arrived."""
+
+    def take(self, step: Step) -> None:
+        self.last = step
+        if step.image is not None:
+            self.image = place(self.image, step.index, step.image, self._fill)
+            self.written = True
+
+
+def run_to_end(
+    run: Any,
+    steps: Iterable[Step] | None = None,
+    *,
+    on_step: Callable[[Step], None] | None = None,
+    into: Collected | None = None,
+) -> Collected:
+    """Drive ``run`` (its ``steps``, by default ``run.steps()``) to its end, collecting the
+    result; ``on_step`` sees every step first. Every consumer that wants the whole result
+    (``stylize``, the CLI, batch items, Dask planes) goes through here; ``into`` keeps what
+    arrived reachable when the caller is interrupted."""
+    collected = into if into is not None else Collected(run)
+    for step in run.steps() if steps is None else steps:
+        if on_step is not None:
+            on_step(step)
+        collected.take(step)
+    return collected
+
+
+def replayed_steps(job: Any, recipe: Recipe | None) -> Iterator[Step]:
     """The run's steps, steered as the recipe's run was (weights sent, continued)."""
-    if recipe is None or not recipe.steering or isinstance(job, FastTransfer):
+    if recipe is None or not recipe.steering or not job.steerable:
         return job.steps()
     return steered(job, recipe.steering)
 

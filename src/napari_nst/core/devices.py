@@ -127,6 +127,13 @@ def configure(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+def cpu_threads(*, share: int = 1, spare: int = 0) -> int:
+    """The one thread-count policy: torch threads for each of ``share`` runs side by
+    side on this machine's cores, with ``spare`` cores left for other work (napari's
+    main thread). At least one."""
+    return max(1, ((os.cpu_count() or 1) - spare) // share)
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[int]:
     """Run with ``threads`` torch threads (``None``: as they are), restored after.
