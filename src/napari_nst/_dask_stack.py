@@ -35,7 +35,7 @@ import numpy as np
 from ._dask import describe_error, distributed_module, open_client
 from .core import prepare
 from .core.devices import cpu_threads, torch_threads
-from .core.step import STOP, Step
+from .core.step import STOP, Run, Step
 
 LOCAL = "local"
 """The scheduler field's word for "start a local cluster for this run" (``local:N``: N workers)."""
@@ -50,7 +50,7 @@ class ClusterRunError(Exception):
     """A plane that failed on the cluster (the other planes were cancelled)."""
 
 
-def prepare_run(content: object, style: object, scheduler: str = "", **options: Any) -> Any:
+def prepare_run(content: object, style: object, scheduler: str = "", **options: Any) -> Run:
     """The engine's run, or with a ``scheduler`` (address or ``local[:N]``) a Dask one."""
     if not scheduler.strip():
         return prepare(content, style, **options)

@@ -273,8 +273,8 @@ def engine_cache_stats() -> dict[str, int]:
 
     return {
         "pid": os.getpid(),
-        "checkpoint_loads": fast._load_cached.cache_info().misses,
-        "vgg_loads": weights._load_cached.cache_info().misses,
+        "checkpoint_loads": fast.read_checkpoint.cache_info().misses,
+        "vgg_loads": weights.read_vgg_file.cache_info().misses,
         "style_target_builds": style_targets.style_target_builds(),
     }
 

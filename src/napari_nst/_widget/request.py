@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from .._layers import Selection
     from ..core.record import RunRecord
+    from ..core.step import Run
 
 Kind = Literal["new", "continue", "full size", "sweep"]
 
@@ -45,7 +46,7 @@ class SweepTarget(Target, Protocol):
 class RunRequest:
     """A run and its destination."""
 
-    job: Any
+    job: Run
     """The engine run: ``StyleTransfer``, ``FastTransfer`` or ``StackOnDask``."""
     name: str
     """The output layer's name."""
@@ -75,11 +76,11 @@ class RunRequest:
         run's loss curve and record."""
         return self.record is not None
 
-    def continuing(self, job: Any, record: RunRecord, output: Layer, target: Target) -> RunRequest:
+    def continuing(self, job: Run, record: RunRecord, output: Layer, target: Target) -> RunRequest:
         """The same destination, for ``job`` carrying on ``record`` into ``output``."""
         return replace(self, job=job, kind="continue", record=record, output=output, target=target)
 
-    def at_full_size(self, job: Any, record: RunRecord) -> RunRequest:
+    def at_full_size(self, job: Run, record: RunRecord) -> RunRequest:
         """A new layer beside this one for ``job``, a full-size continuation of ``record``."""
         return replace(
             self, job=job, kind="full size", name=f"{self.name} (full size)", record=record,

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from ..core import Step
     from ..core.record import RunRecord
+    from ..core.step import Run
     from .loss_plot import LossPlot
     from .request import RunRequest
 
@@ -113,7 +114,7 @@ class RunSession:
         return self.worker is not None
 
     @property
-    def job(self) -> Any:
+    def job(self) -> Run | None:
         return self.request.job if self.request is not None else None
 
     def report(self, message: str) -> None:
@@ -426,6 +427,6 @@ _STARTING = {
 }
 
 
-def _smaller_than_content(job: Any) -> bool:
+def _smaller_than_content(job: Run) -> bool:
     """A Gatys run computed below the content's own resolution (Full size would add detail)."""
     return job.steerable and max(job.shape) < job.full_size

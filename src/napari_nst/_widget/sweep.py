@@ -178,7 +178,6 @@ class SweepControls:
 
     def run(self) -> None:
         """Validate every run of the sweep now, then queue them."""
-        from ..core.gatys import StyleTransfer
         from ..core.memory import MemoryEstimateError
 
         parameter = self.sweep_parameter.value
@@ -188,7 +187,7 @@ class SweepControls:
                 raise ValueError("a sweep varies the optimisation: choose method 'gatys'")
             values = sweep_values(self.sweep_values.value, parameter, options[parameter])
             runs = [self._prepare(**{parameter: value}) for value in values]
-            if not isinstance(runs[0].job, StyleTransfer) or runs[0].job.planes != 1:
+            if not runs[0].job.steerable or runs[0].job.planes != 1:
                 raise ValueError(
                     "a sweep runs on one 2-D plane: choose stack 'current slice' "
                     "(and no Dask scheduler)"

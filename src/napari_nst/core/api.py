@@ -18,7 +18,7 @@ from .options import Options
 from .recipe import Recipe, parse_recipe
 from .rendering import place
 from .replay import steered
-from .step import Step
+from .step import Run, Step
 
 
 def prepare(
@@ -71,7 +71,7 @@ class Collected:
     """A run's result as its steps arrive: every plane in the content's layout, placed
     where it belongs (the newest preview of a plane until its last step)."""
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: Run) -> None:
         self._fill = run.rendering.fill
         self.image: np.ndarray = run.rendering.empty()
         self.last: Step | None = None
@@ -86,7 +86,7 @@ class Collected:
 
 
 def run_to_end(
-    run: Any,
+    run: Run,
     steps: Iterable[Step] | None = None,
     *,
     on_step: Callable[[Step], None] | None = None,
@@ -104,7 +104,7 @@ def run_to_end(
     return collected
 
 
-def replayed_steps(job: Any, recipe: Recipe | None) -> Iterator[Step]:
+def replayed_steps(job: Run, recipe: Recipe | None) -> Iterator[Step]:
     """The run's steps, steered as the recipe's run was (weights sent, continued)."""
     if recipe is None or not recipe.steering or not job.steerable:
         return job.steps()

@@ -12,7 +12,6 @@ the tile size, whatever the image size.
 
 from __future__ import annotations
 
-import functools
 import re
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 
 from . import devices, imaging, memory, tiling
+from .files import cached_by_file
 from .options import Options
 from .rendering import Rendering
 from .safeload import UnsafeOrCorruptFile, read_state_dict
@@ -65,12 +65,12 @@ def load_checkpoint(path: str | Path) -> TransformerNet:
             f"{path.name}: ONNX models are not supported yet; use the PyTorch .pth (state "
             "dict) or .safetensors version of the model"
         )
-    stat = path.stat()
-    return _load_cached(path, stat.st_mtime_ns, stat.st_size)
+    return read_checkpoint(path)
 
 
-@functools.lru_cache(maxsize=4)
-def _load_cached(path: Path, mtime_ns: int, size: int) -> TransformerNet:
+@cached_by_file(maxsize=4)
+def read_checkpoint(path: Path) -> TransformerNet:
+    """The model in ``path``, read once per process (again when the file changes)."""
     try:
         state, _ = read_state_dict(path)
     except UnsafeOrCorruptFile as exc:

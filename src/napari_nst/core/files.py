@@ -8,6 +8,7 @@ interrupted run never leaves a half-written file that looks finished.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -77,6 +78,28 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def cached_by_file(maxsize: int) -> Callable[[Callable[[Path], Any]], Callable[[Path], Any]]:
+    """The one per-process cache of things read from files: ``load(path)`` is called
+    again only for a path not seen, or a file changed on disk since (its modification
+    time or size); the wrapper keeps ``cache_info()`` and ``cache_clear()``."""
+
+    def decorate(load: Callable[[Path], Any]) -> Callable[[Path], Any]:
+        @functools.lru_cache(maxsize=maxsize)
+        def cached(path: Path, mtime_ns: int, size: int) -> Any:
+            return load(path)
+
+        @functools.wraps(load)
+        def loader(path: Path) -> Any:
+            stat = path.stat()
+            return cached(path, stat.st_mtime_ns, stat.st_size)
+
+        loader.cache_info = cached.cache_info  # type: ignore[attr-defined]
+        loader.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        return loader
+
+    return decorate
 
 
 def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:

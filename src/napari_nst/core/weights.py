@@ -45,6 +45,7 @@ from .features import (
     TORCHVISION_PREPROCESS,
     Preprocess,
 )
+from .files import cached_by_file
 from .safeload import UnsafeOrCorruptFile, read_state_dict, reason
 
 TORCHVISION_URL = VGG19_Weights.IMAGENET1K_V1.url
@@ -102,7 +103,7 @@ def load_vgg19(spec: str, seed: int = 0, progress: bool = True) -> VGGWeights:
         url = TORCHVISION_URL if spec == "torchvision" else CAFFE_URL
         preprocess = TORCHVISION_PREPROCESS if spec == "torchvision" else CAFFE_PREPROCESS
         path = _cached_download(url, progress)
-        return VGGWeights(spec, _load_file(path), preprocess, str(path), file_sha256(str(path)))
+        return VGGWeights(spec, read_vgg_file(path), preprocess, str(path), file_sha256(str(path)))
     force_caffe = spec.startswith("caffe:")
     path = Path(spec.removeprefix("caffe:")).expanduser()
     if not path.is_file():
@@ -113,7 +114,7 @@ def load_vgg19(spec: str, seed: int = 0, progress: bool = True) -> VGGWeights:
     caffe = force_caffe or _CAFFE_NAME in path.name
     preprocess = CAFFE_PREPROCESS if caffe else TORCHVISION_PREPROCESS
     source = "caffe" if caffe else "file"
-    return VGGWeights(source, _load_file(path), preprocess, str(path), file_sha256(str(path)))
+    return VGGWeights(source, read_vgg_file(path), preprocess, str(path), file_sha256(str(path)))
 
 
 def load_bundled() -> VGGWeights:
@@ -218,14 +219,9 @@ def _cached_download(url: str, progress: bool) -> Path:
     return path
 
 
-def _load_file(path: Path) -> ConvWeights:
+@cached_by_file(maxsize=2)
+def read_vgg_file(path: Path) -> ConvWeights:
     """Read and validate a VGG19 state dict; cached so repeated runs skip the disk."""
-    stat = path.stat()
-    return _load_cached(path, stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=2)
-def _load_cached(path: Path, mtime_ns: int, size: int) -> ConvWeights:
     try:
         state, _ = read_state_dict(path)
     except UnsafeOrCorruptFile as exc:
