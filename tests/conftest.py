@@ -159,3 +159,11 @@ def style_rgb() -> np.ndarray:
     stripes = (np.sin((x + 0.5 * y) / 2.0) > 0).astype(np.float32)
     image = np.stack([stripes, 1 - stripes, rng.random((40, 56))], axis=-1)
     return np.rint(image * 255).astype(np.uint8)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test on a Dask cluster (the ``client`` fixture) is ``slow``, like the ones that
+    start a process or soak the widget, which say so themselves."""
+    for item in items:
+        if "client" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

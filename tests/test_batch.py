@@ -222,6 +222,7 @@ def test_ctrl_c_exits_130_and_keeps_finished_items(tmp_path, assets, monkeypatch
     assert not batch.sidecar(out / "img2.png").exists()
 
 
+@pytest.mark.slow
 def test_a_killed_batch_resumes_only_the_missing_items(tmp_path, assets):
     """SIGKILL mid-batch: whatever was being written, resume runs exactly the rest."""
     data, out = _inputs(tmp_path / "in", 8), tmp_path / "out"

@@ -167,6 +167,7 @@ def test_missing_argument_exits_2_with_one_line(capsys):
     assert "the following arguments are required" in _one_line_error(capsys)
 
 
+@pytest.mark.slow
 def test_console_script_runs_and_reports_errors_without_traceback(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "napari_nst.cli", "stylize", "a.png", "b.png", "-o", "c.png"],

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+import pytest
 import torch
 
 from tests.conftest import vgg19_state_dict
@@ -19,6 +20,7 @@ def _tree(root: Path) -> set[Path]:
     return {path.relative_to(root) for path in root.rglob("*") if path.is_file()}
 
 
+@pytest.mark.slow
 def test_the_cli_writes_only_the_outputs_it_is_given(tmp_path, content_rgb, style_rgb):
     names = ("home", "work", "tmp", "out", "in")
     home, work, temp, out, inputs = (tmp_path / name for name in names)

@@ -100,6 +100,7 @@ CLOSE_MID_RUN = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display (xvfb-run)")
 def test_plugin_runs_and_napari_closes_mid_run_in_a_fresh_gui_process(tmp_path):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TORCH_HOME": str(tmp_path)}
@@ -112,6 +113,7 @@ def test_plugin_runs_and_napari_closes_mid_run_in_a_fresh_gui_process(tmp_path):
     assert "closed mid-run; pool idle: True" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display (xvfb-run)")
 def test_closing_napari_stops_fast_and_training_runs(tmp_path):
     import torch

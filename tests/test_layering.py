@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_the_import_contracts_are_kept():
     lint = Path(sys.executable).with_name("lint-imports")
     done = subprocess.run(

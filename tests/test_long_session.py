@@ -81,6 +81,7 @@ def _usage() -> dict[str, int]:
     return {"objects": len(gc.get_objects()), "threads": threading.active_count(), "rss": _rss()}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs /proc")
 def test_fifty_runs_mixing_methods_and_cancels_leave_nothing_behind(
     widget, qtbot, tmp_path, capsys

@@ -111,6 +111,7 @@ def _run(widget, qtbot):
     return output
 
 
+@pytest.mark.slow
 def test_an_exported_recipe_makes_the_layer_again_with_the_cli(widget, qtbot, files):
     """The acceptance round trip: widget run, Export recipe, `napari-nst stylize --recipe`."""
     content, style, tmp = files
