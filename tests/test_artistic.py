@@ -9,7 +9,7 @@ from skimage.color import rgb2yiq
 from napari_nst import iter_stylize, stylize
 from napari_nst.cli import main
 from napari_nst.core import prepare
-from napari_nst.core.record import RunRecord
+from napari_nst.core.provenance import RunRecord
 
 TINY = {"weights": "random", "device": "cpu", "size": 64}
 

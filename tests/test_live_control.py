@@ -8,7 +8,7 @@ import pytest
 
 from napari_nst.core import STOP, iter_stylize, prepare, pyramid
 from napari_nst.core.options import Options
-from napari_nst.core.record import RunRecord
+from napari_nst.core.provenance import RunRecord
 
 TINY = {"size": 64, "weights": "random", "device": "cpu", "seed": 0, "preview_every": 1}
 
@@ -189,7 +189,7 @@ def test_the_cli_replays_a_steered_record(content_rgb, style_rgb, tmp_path):
     ],
 )
 def test_bad_steering_in_a_recipe_is_refused(content_rgb, style_rgb, entry, message):
-    from napari_nst.core.recipe import RecipeError
+    from napari_nst.core.provenance import RecipeError
 
     record = {"params": {"iterations": 3, **TINY}, **entry}
     with pytest.raises(RecipeError, match=message):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from napari_nst import stylize
-from napari_nst.core.recipe import parse_recipe
+from napari_nst.core.provenance import parse_recipe
 
 RECORDS = Path(__file__).parent / "data" / "records_0.1"
 

@@ -62,7 +62,7 @@ def test_the_cli_says_when_it_enlarged_a_result_and_writes_the_working_size_on_r
 
 
 def test_full_size_goes_on_at_the_content_resolution_and_replays(content_rgb, style_rgb):
-    from napari_nst.core.record import RunRecord
+    from napari_nst.core.provenance import RunRecord
 
     job = prepare(content_rgb, style_rgb, size=48, output_size="working", **TINY)
     record = RunRecord(job.options.to_dict())

@@ -75,7 +75,7 @@ def test_stop_in_a_stack_keeps_the_finished_planes(volume, style_rgb):
 
 
 def test_stop_at_the_step_that_finishes_a_plane_counts_that_plane(volume, style_rgb):
-    from napari_nst.core.record import RunRecord
+    from napari_nst.core.provenance import RunRecord
 
     record = RunRecord({})
     steps = iter_stylize(volume, style_rgb, stack="all", iterations=2, **TINY)

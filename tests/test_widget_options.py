@@ -7,7 +7,7 @@ from napari_nst._layers import RECORD_KEY
 from napari_nst._wording import tooltip
 from napari_nst.core.option_table import BY_NAME
 from napari_nst.core.options import Options
-from napari_nst.core.record import RunRecord
+from napari_nst.core.provenance import RunRecord
 
 CHANGED = {
     "preset": "bold", "style_strength": 1.0, "size": 200, "iterations": 7,

@@ -104,7 +104,7 @@ def record_failure(job: Job, message: str, worker: str = "") -> Result:
 def _stylize(job: Job) -> dict[str, Any]:
     from .core import prepare
     from .core.api import run_to_end
-    from .core.record import RunRecord
+    from .core.provenance import RunRecord
 
     content = read_image(job.source, "content image")
     options = dict(job.options)

@@ -51,9 +51,9 @@ class Report:
 def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     """Options from a JSON file: a run record (its ``params``) or a plain dict.
 
-    JSON only, never code, validated: see :mod:`napari_nst.core.recipe`.
+    JSON only, never code, validated: see :mod:`napari_nst.core.provenance`.
     """
-    from .core.recipe import read_recipe
+    from .core.provenance import read_recipe
 
     try:
         return read_recipe(path).options
@@ -227,7 +227,7 @@ def options_with_recipe(recipe: str | os.PathLike | None, flags: dict[str, Any])
     """
     if recipe is None:
         return dict(flags)
-    from .core.recipe import Recipe, read_recipe
+    from .core.provenance import Recipe, read_recipe
 
     try:
         parsed = read_recipe(recipe)

@@ -119,7 +119,7 @@ def _stylize(args: argparse.Namespace) -> int:
     """Flags override the recipe; the run uses the recipe's torch threads unless
     ``--threads`` says otherwise (CPU results depend on them)."""
     from .core.devices import torch_threads
-    from .core.recipe import differences, read_recipe
+    from .core.provenance import differences, read_recipe
 
     skip = {"command", "content", "style", "output", "log_json", "quiet", "labels"}
     skip |= {"recipe", "threads"}
@@ -160,7 +160,7 @@ def _run_stylize(
     from .core import prepare
     from .core.api import Collected, replayed_steps, run_to_end
     from .core.plane_run import duration, long_run_note
-    from .core.record import RunRecord
+    from .core.provenance import RunRecord
 
     if args.labels:
         options["labels"] = read_image(args.labels, "labels image")

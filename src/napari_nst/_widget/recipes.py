@@ -1,7 +1,7 @@
 """The Style Transfer widget's provenance controls: load a run's recipe, export it.
 
 Every output layer carries its run record in ``metadata["napari_nst"]``, and a
-record is a recipe (:mod:`napari_nst.core.recipe`). *Load recipe from layer* puts
+record is a recipe (:mod:`napari_nst.core.provenance`). *Load recipe from layer* puts
 it back into the widget, so a result can be tuned from where it was made;
 *Export recipe…* writes it as JSON for ``napari-nst stylize --recipe``, which
 makes the same image from the same files on the same device. *Restore defaults*
@@ -75,7 +75,7 @@ class RecipesSection(Section):
     def load(self) -> bool:
         """Fill the dock from the selected layer's record; False (and an error) if it has
         none."""
-        from ..core.recipe import parse_recipe
+        from ..core.provenance import parse_recipe
 
         layer, record = self._selected_record("Load recipe")
         if record is None:

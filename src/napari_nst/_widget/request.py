@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from napari.layers import Image, Layer
 
     from .._layers import Selection
-    from ..core.record import RunRecord
+    from ..core.provenance import RunRecord
     from ..core.step import Run
 
 Kind = Literal["new", "continue", "full size", "sweep"]

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from napari.layers import Image
 
     from ..core import Step
-    from ..core.record import RunRecord
+    from ..core.provenance import RunRecord
     from ..core.step import Run
     from .loss_plot import LossPlot
     from .request import RunRequest
@@ -127,7 +127,7 @@ class RunSession:
 
     def start(self, request: RunRequest) -> None:
         from ..core.api import with_threads
-        from ..core.record import RunRecord
+        from ..core.provenance import RunRecord
 
         job = request.job
         self.request, self.output, self._target = request, request.output, request.target

@@ -7,8 +7,8 @@ this order:
 * ``step``: the Step streamed out, the STOP sent in, the Run protocol every run offers;
 * ``api``: ``prepare`` / ``iter_stylize`` / ``stylize``, and ``run_to_end``, the one loop
   that drives a run to its end;
-* ``options``, ``option_table``: every option, validated once; described once for the
-  CLI, the widget and the README;
+* ``options``, ``option_table``: every option, validated once (the weights sent into a
+  running optimisation too); described once for the CLI, the widget and the README;
 * ``imaging`` (arrays in), ``rendering`` (arrays out), ``files`` (image files, the one
   atomic writer, the per-file cache);
 * the Gatys run: ``gatys`` (the run and its planes), ``plane_run`` (one level of one
@@ -17,8 +17,8 @@ this order:
   (VGG19 as an encoder), ``weights`` (where VGG19 comes from), ``safeload``;
 * the fast run: ``fast``, ``transformer``, ``tiling``; ``training`` trains a model;
 * ``devices`` (device, precision, thread policy), ``memory`` (will it fit?);
-* provenance: ``record`` (the run record), ``recipe`` (a record as options),
-  ``replay`` (steering replayed);
+* ``provenance``: the run record, recipes (a record as options) and the replay of
+  how a run was steered;
 * ``quality``: content and style distances in real VGG19 features.
 """
 

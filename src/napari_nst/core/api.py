@@ -15,9 +15,8 @@ from .devices import torch_threads
 from .fast import FastTransfer
 from .gatys import StyleTransfer
 from .options import Options
-from .recipe import Recipe, parse_recipe
+from .provenance import Recipe, parse_recipe, steered
 from .rendering import place
-from .replay import steered
 from .step import Run, Step
 
 

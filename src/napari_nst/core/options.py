@@ -8,6 +8,7 @@ before any heavy work so that a typo costs the user milliseconds, not a download
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -336,3 +337,24 @@ def _spacing(spacing: object) -> tuple[float, float]:
             f"spacing must be two positive pixel sizes (y, x) in any one unit; got {spacing!r}"
         )
     return (values[0], values[1])
+
+
+LIVE_WEIGHTS = {"content_weight": "content", "style_weight": "style", "tv_weight": "tv"}
+"""Weights a running optimisation accepts through ``send``, and their loss terms."""
+
+
+def check_weights(command: Mapping[str, Any]) -> dict[str, float]:
+    """A ``send``-ed weight change, validated; raises ``ValueError`` naming the problem."""
+    unknown = sorted(set(command) - set(LIVE_WEIGHTS))
+    if unknown:
+        raise ValueError(
+            f"a running optimisation can change {', '.join(LIVE_WEIGHTS)}; not {unknown}"
+        )
+    checked = {}
+    for name, value in command.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name} must be a number; got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number ≥ 0; got {value}")
+        checked[name] = float(value)
+    return checked

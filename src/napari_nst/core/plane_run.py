@@ -8,7 +8,6 @@ which is how the widget lets a user steer a run while watching it.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,29 +18,8 @@ import torch
 from .imaging import Plane
 from .losses import StyleTransferLoss
 from .optim import Cancelled, EarlyStop, Objective, ReusingClosure, make_optimizer
-from .options import Options
+from .options import LIVE_WEIGHTS, Options, check_weights
 from .step import STOP, Step
-
-LIVE_WEIGHTS = {"content_weight": "content", "style_weight": "style", "tv_weight": "tv"}
-"""Weights a running optimisation accepts through ``send``, and their loss terms."""
-
-
-def check_weights(command: Mapping[str, Any]) -> dict[str, float]:
-    """A ``send``-ed weight change, validated; raises ``ValueError`` naming the problem."""
-    unknown = sorted(set(command) - set(LIVE_WEIGHTS))
-    if unknown:
-        raise ValueError(
-            f"a running optimisation can change {', '.join(LIVE_WEIGHTS)}; not {unknown}"
-        )
-    checked = {}
-    for name, value in command.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} must be a number; got {value!r}")
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a finite number ≥ 0; got {value}")
-        checked[name] = float(value)
-    return checked
-
 
 LONG_RUN = 60.0
 """Seconds from which a run is worth a word on how long it takes and how to go faster."""

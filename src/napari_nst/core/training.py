@@ -40,7 +40,7 @@ from .options import (
     check_non_negative,
     layer_list,
 )
-from .record import versions
+from .provenance import versions
 from .step import STOP, Step
 from .transformer import TransformerNet
 from .weights import check_covers, load_vgg19
