@@ -62,7 +62,7 @@ def main() -> None:
 
     import torch
 
-    from napari_nst._dask import open_client
+    from napari_nst.batch.cluster import open_client
     from napari_nst.core.transformer import TransformerNet
 
     cores = os.cpu_count() or 1

@@ -19,7 +19,7 @@ CHILD = """
 import json, resource, sys
 import numpy as np, torch
 from napari_nst.core import prepare
-from napari_nst.core.weights import load_vgg19
+from napari_nst.core.vgg import load_vgg19
 size, iterations, history = (int(value) for value in sys.argv[1:3] + sys.argv[4:5])
 device = sys.argv[3]
 load_vgg19("random", seed=0)

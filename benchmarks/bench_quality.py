@@ -99,7 +99,7 @@ def main() -> int:
 
 def run_ours(content: Path, style: Path, size: int, strength: bool) -> dict[str, dict]:
     from napari_nst import iter_stylize
-    from napari_nst.core.quality import distances
+    from napari_nst.core.losses import distances
 
     c, s = iio.imread(content), iio.imread(style)
     runs = dict(OURS)
@@ -182,7 +182,7 @@ def summarise(arms: dict[str, dict], content: Path, style: Path) -> dict:
     input; ours keeps it gray), see :mod:`napari_nst.core.quality`."""
     from functools import partial
 
-    from napari_nst.core.quality import distances, gray_ssim
+    from napari_nst.core.losses import distances, gray_ssim
 
     c, s = iio.imread(content), iio.imread(style)
     distances = partial(distances, gray=c.ndim == 2)
@@ -260,7 +260,7 @@ def inputs(pair: str, work: Path) -> tuple[Path, Path]:
 def bundled_as_state_dict(work: Path) -> Path:
     """The bundled VGG19 in neural-style-pt's layout (``features.N.weight``); its loader
     picks VGG19 from a "19" in the file name."""
-    from napari_nst.core.weights import load_vgg19
+    from napari_nst.core.vgg import load_vgg19
 
     weights = load_vgg19("bundled")
     state = {}

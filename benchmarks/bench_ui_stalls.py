@@ -57,7 +57,7 @@ def main() -> None:
     from skimage import data
     from skimage.transform import resize
 
-    import napari_nst._dask_stack as dask_stack
+    import napari_nst.batch.stack as dask_stack
     from napari_nst._widget import StyleTransferWidget
     from napari_nst._widget.loss_plot import LossPlot
 

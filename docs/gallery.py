@@ -10,7 +10,7 @@ at the size they were computed (``output_size="working"``, the CPU default of 38
 Writes one JPEG per result, ``gallery.jpg`` (a row per content: content | faithful |
 bold | painting; for the gray scans also bold in colour, ``luminance_only=False``,
 before the painting) and ``gallery.json`` (distances, SSIM, seconds, CPU flags;
-gray results measured on brightness, as ``napari_nst.core.quality`` explains).
+gray results measured on brightness, as ``napari_nst.core.losses`` explains).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "gallery")
     args = parser.parse_args()
     from napari_nst import stylize
-    from napari_nst.core.quality import distances, gray_ssim
+    from napari_nst.core.losses import distances, gray_ssim
 
     args.out.mkdir(parents=True, exist_ok=True)
     report, rows = {"cpu": cpu_flags()}, []

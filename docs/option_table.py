@@ -2,7 +2,7 @@
 
     python docs/option_table.py          # rewrites the part of README.md between the markers
 
-``napari_nst.core.option_table`` describes every option once; ``tests/test_option_table.py``
+``napari_nst.core.options.TABLE`` describes every option once; ``tests/test_option_table.py``
 fails when the README's copy differs, and this script brings it back in line.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from napari_nst.core.option_table import markdown
+from napari_nst.core.options import markdown
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- option table: made by docs/option_table.py -->", "<!-- end of option table -->"

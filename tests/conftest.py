@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_nst.core.features import CONV_INDICES
-from napari_nst.core.weights import random_convs
+from napari_nst.core.vgg import CONV_INDICES, random_convs
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from napari_nst._dask import LOOPBACK_HTTP
+from napari_nst.batch.cluster import LOOPBACK_HTTP
 
 
 @contextlib.contextmanager

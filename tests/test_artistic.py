@@ -127,16 +127,15 @@ def _style_distance(image: np.ndarray, style: np.ndarray) -> float:
     """Gram-matrix (style) loss of ``image`` against ``style``, same random VGG19."""
     import torch
 
-    from napari_nst.core import imaging
-    from napari_nst.core.features import DEFAULT_STYLE_LAYERS, VGGFeatures
+    from napari_nst.core import images
     from napari_nst.core.losses import StyleLoss
-    from napari_nst.core.weights import load_vgg19
+    from napari_nst.core.vgg import DEFAULT_STYLE_LAYERS, VGGFeatures, load_vgg19
 
     weights = load_vgg19("random")
     net = VGGFeatures(weights.convs, DEFAULT_STYLE_LAYERS, weights.preprocess)
 
     def features(array: np.ndarray) -> dict[str, torch.Tensor]:
-        tensor = imaging.to_tensor(array.astype(np.float32) / 255, (48, 64), torch.device("cpu"))
+        tensor = images.to_tensor(array.astype(np.float32) / 255, (48, 64), torch.device("cpu"))
         return net(tensor)
 
     with torch.no_grad():
@@ -237,18 +236,16 @@ def _guided_distance(image: np.ndarray, mask: np.ndarray, style: np.ndarray) -> 
     """Style loss inside ``mask`` of ``image`` against ``style`` (same random VGG19)."""
     import torch
 
-    from napari_nst.core import imaging
-    from napari_nst.core.features import DEFAULT_STYLE_LAYERS, VGGFeatures
-    from napari_nst.core.losses import gram_matrix
-    from napari_nst.core.regions import GuidedStyleLoss
-    from napari_nst.core.weights import load_vgg19
+    from napari_nst.core import images
+    from napari_nst.core.losses import GuidedStyleLoss, gram_matrix
+    from napari_nst.core.vgg import DEFAULT_STYLE_LAYERS, VGGFeatures, load_vgg19
 
     weights = load_vgg19("random")
     net = VGGFeatures(weights.convs, DEFAULT_STYLE_LAYERS, weights.preprocess)
     cpu = torch.device("cpu")
     with torch.no_grad():
-        ours = net(imaging.to_tensor(image.astype(np.float32) / 255, (48, 64), cpu))
-        theirs = net(imaging.to_tensor(style.astype(np.float32) / 255, (46, 64), cpu))
+        ours = net(images.to_tensor(image.astype(np.float32) / 255, (48, 64), cpu))
+        theirs = net(images.to_tensor(style.astype(np.float32) / 255, (46, 64), cpu))
         region = torch.from_numpy(mask.astype(np.float32))
         return sum(
             float(GuidedStyleLoss([region], [gram_matrix(theirs[n])])(ours[n]))

@@ -203,10 +203,10 @@ def test_one_bad_input_is_reported_and_the_rest_continue(tmp_path, assets, capsy
 
 
 def test_ctrl_c_exits_130_and_keeps_finished_items(tmp_path, assets, monkeypatch, capsys):
-    from napari_nst import _batch_item
+    from napari_nst.batch import item
 
     data, out = _inputs(tmp_path / "in", 4), tmp_path / "out"
-    real, calls = _batch_item._stylize, []
+    real, calls = item._stylize, []
 
     def interrupted_at_the_third(job):
         calls.append(job.name)
@@ -214,7 +214,7 @@ def test_ctrl_c_exits_130_and_keeps_finished_items(tmp_path, assets, monkeypatch
             raise KeyboardInterrupt
         return real(job)
 
-    monkeypatch.setattr(_batch_item, "_stylize", interrupted_at_the_third)
+    monkeypatch.setattr(item, "_stylize", interrupted_at_the_third)
     fast = ["--method", "fast", "--checkpoint", assets["checkpoint"], *CPU]
     assert main(["batch", str(data), "-o", str(out), *fast]) == 130
     assert "interrupted after 2 item(s); run again to resume" in _one_line_error(capsys)
@@ -492,7 +492,7 @@ def test_cli_on_a_scheduler_address_and_on_its_own_local_workers(
     tmp_path, assets, client, capsys, monkeypatch
 ):
 
-    from napari_nst import _dask
+    from napari_nst.batch import cluster
 
     data = _inputs(tmp_path / "in", 3)
     fast = ["--method", "fast", "--checkpoint", assets["checkpoint"], *CPU]
@@ -506,7 +506,7 @@ def test_cli_on_a_scheduler_address_and_on_its_own_local_workers(
     assert len(_outputs(tmp_path / "a")) == 3
     threads = {r["batch"]["threads"] for r in _records(tmp_path / "b").values()}
     assert threads == {os.cpu_count()}  # one worker: all the cores
-    monkeypatch.setattr(_dask, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", "1s")
     assert main(["batch", str(data), "-o", str(tmp_path / "c"), "--scheduler",
                  "tcp://127.0.0.1:9", *fast]) == 2  # fmt: skip
     assert "cannot reach the Dask scheduler" in _one_line_error(capsys)

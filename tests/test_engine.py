@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from napari_nst import STOP, Step, iter_stylize, stylize
-from napari_nst.core.features import LAYER_INDEX, VGGFeatures, canonical_layer_name
-from napari_nst.core.features import TORCHVISION_PREPROCESS as TV
-from napari_nst.core.weights import random_convs
+from napari_nst.core.vgg import LAYER_INDEX, VGGFeatures, canonical_layer_name, random_convs
+from napari_nst.core.vgg import TORCHVISION_PREPROCESS as TV
 
 TINY = {"weights": "random", "size": 64, "device": "cpu"}
 

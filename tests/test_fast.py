@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from napari_nst import STOP, iter_stylize, stylize
-from napari_nst.core import devices, fast, tiling
+from napari_nst.core import devices, fast
 from napari_nst.core.fast import CheckpointError, load_checkpoint
 from napari_nst.core.transformer import TransformerNet
 
@@ -93,7 +93,7 @@ def test_tiles_blend_without_seams_at_512_px(checkpoint):
     tiled = stylize(image, checkpoint=checkpoint, tile=384, output_range="unit", **CPU)
     interior = np.abs(whole - tiled)[16:-16, 16:-16]
     assert interior.mean() < 1 / 255
-    assert len(tiling.plan((512, 512), 384)) == 4
+    assert len(fast.plan((512, 512), 384)) == 4
 
 
 def test_tiled_runs_report_each_tile_and_stop_keeps_nothing_half_done(checkpoint):
@@ -116,8 +116,8 @@ def test_auto_tiling_follows_the_memory_budget(checkpoint, monkeypatch):
 def test_tile_weights_cover_every_pixel():
     shape = (1000, 777)
     total = np.zeros(shape, np.float32)
-    for tile in tiling.plan(shape, 400):
-        total[tile.slices] += tiling.weights(tile, shape)
+    for tile in fast.plan(shape, 400):
+        total[tile.slices] += fast.weights(tile, shape)
         assert tile.top % 4 == 0 and tile.left % 4 == 0
     # Each pixel gets a full weight or a complementary cross-fade (more where the edge
     # tile's overlap is wider); the engine divides by the sum.

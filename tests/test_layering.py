@@ -25,3 +25,17 @@ def test_the_import_contracts_are_kept():
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "0 broken" in done.stdout and "4 kept" in done.stdout
+
+
+def test_every_engine_module_is_explained_where_a_newcomer_starts_reading():
+    import napari_nst.core
+
+    modules = sorted(p.stem for p in (ROOT / "src/napari_nst/core").glob("*.py"))
+    modules.remove("__init__")
+    assert len(modules) <= 14  # with __init__.py, at most 15 files
+    guide = napari_nst.core.__doc__
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    built = readme[readme.index("## How it is built") :]
+    for name in modules:
+        assert f"``{name}``" in guide, f"core/__init__.py does not explain {name}"
+        assert f"| `core/{name}.py` |" in built, f"the README does not explain core/{name}.py"

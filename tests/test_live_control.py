@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_nst.core import STOP, iter_stylize, prepare, pyramid
+from napari_nst.core import STOP, gatys, iter_stylize, prepare
 from napari_nst.core.options import Options
 from napari_nst.core.provenance import RunRecord
 
@@ -14,22 +14,22 @@ TINY = {"size": 64, "weights": "random", "device": "cpu", "seed": 0, "preview_ev
 
 
 def test_pyramid_sizes_climb_in_root_two_steps_to_the_target():
-    assert pyramid.sizes(512) == [128, 181, 256, 362, 512]
-    assert pyramid.sizes(600) == [128, 181, 256, 362, 600]  # 512 is too close to 600
-    assert pyramid.sizes(128) == [128] and pyramid.sizes(100) == [100]
-    assert pyramid.wanted(Options(size=384)) and not pyramid.wanted(Options(size=256))
-    assert pyramid.wanted(Options(size=256, pyramid="on"))
-    assert not pyramid.wanted(Options(size=2048, pyramid="off"))
+    assert gatys.sizes(512) == [128, 181, 256, 362, 512]
+    assert gatys.sizes(600) == [128, 181, 256, 362, 600]  # 512 is too close to 600
+    assert gatys.sizes(128) == [128] and gatys.sizes(100) == [100]
+    assert gatys.wanted(Options(size=384)) and not gatys.wanted(Options(size=256))
+    assert gatys.wanted(Options(size=256, pyramid="on"))
+    assert not gatys.wanted(Options(size=2048, pyramid="off"))
 
 
 def test_a_pyramid_run_climbs_its_levels_and_starts_full_size_ahead(
     content_rgb, style_rgb, monkeypatch
 ):
-    monkeypatch.setattr(pyramid, "START", 32)
+    monkeypatch.setattr(gatys, "START", 32)
     options = TINY | {"iterations": 6, "pyramid_iterations": 4}
     job = prepare(content_rgb, style_rgb, pyramid="on", **options)
     # 32 px would make the 48×64 photo 24 px high, under the network's minimum: skipped.
-    assert pyramid.sizes(64) == [32, 45, 64]
+    assert gatys.sizes(64) == [32, 45, 64]
     assert [level.size for level in job.levels] == [45, 64]
     steps = [step for step in job.steps() if not step.cancelled]
     assert [step.level for step in steps] == [0] * 4 + [1] * 6

@@ -11,8 +11,8 @@ import torch
 from qtpy.QtCore import QThreadPool
 
 from napari_nst._layers import RECORD_KEY
-from napari_nst.core import memory
-from napari_nst.core.features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, VGGFeatures
+from napari_nst.core import devices
+from napari_nst.core.vgg import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, VGGFeatures
 from tests.conftest import WAIT_MS
 from tests.test_fast import transformer_state
 
@@ -28,8 +28,8 @@ def _run(widget, qtbot, button=None) -> dict:
 
 def test_a_run_too_big_is_refused_and_the_size_that_fits_is_offered(widget, qtbot, monkeypatch):
     # The content is 48×64: at size 128 it works at 96×128 (the style, 40×56, at 91×128).
-    available = memory.gatys_bytes((96, 128), (91, 128), 3, LAYERS) + 1
-    monkeypatch.setattr(memory, "available_bytes", lambda device: available)
+    available = devices.gatys_bytes((96, 128), (91, 128), 3, LAYERS) + 1
+    monkeypatch.setattr(devices, "available_bytes", lambda device: available)
     errors: list[str] = []
     monkeypatch.setattr("napari_nst._widget.session.show_error", errors.append)
     widget.size.value = 4096

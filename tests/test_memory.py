@@ -11,10 +11,10 @@ import torch
 
 from napari_nst import iter_stylize, stylize
 from napari_nst.cli import main
-from napari_nst.core import memory
-from napari_nst.core.features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, VGGFeatures
-from napari_nst.core.memory import MemoryEstimateError, OutOfMemory
+from napari_nst.core import devices
+from napari_nst.core.devices import MemoryEstimateError, OutOfMemory
 from napari_nst.core.training import iter_train
+from napari_nst.core.vgg import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, VGGFeatures
 from tests.test_fast import transformer_state
 
 
@@ -32,17 +32,17 @@ LAYERS = DEFAULT_CONTENT_LAYERS + DEFAULT_STYLE_LAYERS
 def test_vgg_activations_are_counted_layer_by_layer():
     # Up to relu5_1: 128 + 64 + 64 + 32 + 2 conv channels per input pixel, 3 for the
     # input, and max-pooling indices (16 + 8 + 4 + 2 channels) at two floats each.
-    assert memory.activation_floats(1, LAYERS) == pytest.approx(3 + 290 + 60)
-    assert memory.activation_floats(1, LAYERS, "avg") == pytest.approx(3 + 290)
-    assert memory.activation_floats(100, ("relu1_1",)) == pytest.approx(100 * (3 + 64))
+    assert devices.activation_floats(1, LAYERS) == pytest.approx(3 + 290 + 60)
+    assert devices.activation_floats(1, LAYERS, "avg") == pytest.approx(3 + 290)
+    assert devices.activation_floats(100, ("relu1_1",)) == pytest.approx(100 * (3 + 64))
 
 
 def test_the_estimate_grows_with_pixels_history_and_channels():
-    small = memory.gatys_bytes((256, 256), (256, 256), 3, LAYERS)
-    large = memory.gatys_bytes((512, 512), (512, 512), 3, LAYERS)
-    assert 3.5 < (large - memory.FIXED_BYTES) / (small - memory.FIXED_BYTES) < 4.5
-    gray = memory.gatys_bytes((512, 512), (512, 512), 1, LAYERS)
-    short = memory.gatys_bytes((512, 512), (512, 512), 3, LAYERS, history=5)
+    small = devices.gatys_bytes((256, 256), (256, 256), 3, LAYERS)
+    large = devices.gatys_bytes((512, 512), (512, 512), 3, LAYERS)
+    assert 3.5 < (large - devices.FIXED_BYTES) / (small - devices.FIXED_BYTES) < 4.5
+    gray = devices.gatys_bytes((512, 512), (512, 512), 1, LAYERS)
+    short = devices.gatys_bytes((512, 512), (512, 512), 3, LAYERS, history=5)
     assert gray < large and short < large
     # Each L-BFGS history pair holds two image copies.
     assert large - short == 4 * 2 * 45 * 3 * 512 * 512
@@ -52,19 +52,19 @@ def test_a_run_that_will_not_fit_is_refused_with_the_size_that_would(
     monkeypatch, content_rgb, style_rgb
 ):
     available = 400 * 2**20
-    monkeypatch.setattr(memory, "available_bytes", lambda device: available)
+    monkeypatch.setattr(devices, "available_bytes", lambda device: available)
     with pytest.raises(MemoryEstimateError, match=r"size \d+ px would fit") as caught:
         iter_stylize(content_rgb, style_rgb, size=2048, **GATYS)
     fitting = caught.value.fitting_size
-    assert fitting is not None and fitting % memory.SIZE_STEP == 0
+    assert fitting is not None and fitting % devices.SIZE_STEP == 0
     assert "GiB on cpu" in str(caught.value) and "400 MiB is free" in str(caught.value)
 
     def needed(size: int) -> int:
         shape = (round(48 * size / 64), size)  # the content is 48×64
         style = (round(40 * size / 56), size)
-        return memory.gatys_bytes(shape, style, 3, LAYERS)
+        return devices.gatys_bytes(shape, style, 3, LAYERS)
 
-    assert needed(fitting) <= available < needed(fitting + memory.SIZE_STEP)
+    assert needed(fitting) <= available < needed(fitting + devices.SIZE_STEP)
     assert stylize(content_rgb, style_rgb, size=fitting, **GATYS | {"iterations": 1}).shape == (
         48,
         64,
@@ -73,7 +73,7 @@ def test_a_run_that_will_not_fit_is_refused_with_the_size_that_would(
 
 
 def test_nothing_fits_says_so(monkeypatch, content_rgb, style_rgb):
-    monkeypatch.setattr(memory, "available_bytes", lambda device: 2**20)
+    monkeypatch.setattr(devices, "available_bytes", lambda device: 2**20)
     with pytest.raises(MemoryEstimateError, match="even the smallest size") as caught:
         iter_stylize(content_rgb, style_rgb, size=64, **GATYS)
     assert caught.value.fitting_size is None
@@ -153,7 +153,6 @@ def test_fast_and_training_runs_report_running_out_too(monkeypatch, tmp_path, mo
 
 
 def test_an_untiled_fast_run_too_big_for_memory_is_refused(monkeypatch, model):
-    from napari_nst.core import devices
 
     monkeypatch.setattr(devices, "available_ram", lambda: 500 * 2**20)  # 400 MiB usable
     image = np.zeros((1024, 1024), np.uint8)
@@ -170,7 +169,7 @@ def test_cli_refusal_names_the_size_and_exits_2(monkeypatch, tmp_path, capsys):
     rng = np.random.default_rng(0)
     for name in ("content.png", "style.png"):
         iio.imwrite(tmp_path / name, rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
-    monkeypatch.setattr(memory, "available_bytes", lambda device: 400 * 2**20)
+    monkeypatch.setattr(devices, "available_bytes", lambda device: 400 * 2**20)
     code = main([
         "stylize", str(tmp_path / "content.png"), str(tmp_path / "style.png"),
         "-o", str(tmp_path / "out.png"), "--size", "4096", "--weights", "random",

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from napari_nst.cli import build_parser
-from napari_nst.core.option_table import BOTH, BY_NAME, GROUPS, TABLE, markdown
-from napari_nst.core.options import Options
+from napari_nst.core.options import BOTH, BY_NAME, GROUPS, TABLE, Options, markdown
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 NON_DEFAULT = {

@@ -15,10 +15,16 @@ import pytest
 import torch
 
 from napari_nst import stylize
-from napari_nst.core import weights as weights_module
-from napari_nst.core.features import CAFFE_PREPROCESS, CONV_CHANNELS, VGGFeatures
-from napari_nst.core.quality import distances, gray_ssim
-from napari_nst.core.weights import BUNDLED_SHA256, WeightsError, load_vgg19
+from napari_nst.core import vgg
+from napari_nst.core.losses import distances, gray_ssim
+from napari_nst.core.vgg import (
+    BUNDLED_SHA256,
+    CAFFE_PREPROCESS,
+    CONV_CHANNELS,
+    VGGFeatures,
+    WeightsError,
+    load_vgg19,
+)
 
 SIZE = 96
 ITERATIONS = 25
@@ -53,7 +59,7 @@ def test_the_bundled_vgg19_loads_offline_checked_against_its_hash():
 
 
 def test_a_bundled_file_that_is_not_the_known_one_is_refused(monkeypatch):
-    monkeypatch.setattr(weights_module, "BUNDLED_SHA256", "0" * 64)
+    monkeypatch.setattr(vgg, "BUNDLED_SHA256", "0" * 64)
     with pytest.raises(WeightsError, match="not the one napari-nst knows"):
         load_vgg19("bundled")
 
@@ -147,7 +153,7 @@ def test_the_cpu_default_size_is_recorded(photo, painting):
 def test_the_shipped_fast_model_paints_a_photo_in_one_pass(photo, painting):
     from napari_nst.core import prepare
     from napari_nst.core.fast import sample_model
-    from napari_nst.core.weights import file_sha256
+    from napari_nst.core.vgg import file_sha256
 
     job = prepare(photo, method="fast", size=256, output_size="working", device="cpu")
     result = stylize(photo, method="fast", size=256, output_size="working", device="cpu")

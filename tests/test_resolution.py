@@ -11,7 +11,7 @@ import pytest
 
 from napari_nst import iter_stylize, stylize
 from napari_nst.cli import main
-from napari_nst.core import plane_run, prepare
+from napari_nst.core import optim, prepare
 
 TINY = {"weights": "random", "device": "cpu", "iterations": 3}
 
@@ -93,7 +93,7 @@ def test_steps_estimate_the_time_left_from_the_first_iterations(content_rgb, sty
 
 
 def test_a_long_run_is_announced_with_a_faster_size_in_the_clis_terms(files, capsys, monkeypatch):
-    monkeypatch.setattr(plane_run, "LONG_RUN", 0.0)  # every run counts as long
+    monkeypatch.setattr(optim, "LONG_RUN", 0.0)  # every run counts as long
     content, style, tmp = files
     args = ["stylize", str(content), str(style), "-o", str(tmp / "out.png"), "--size", "64",
             "--weights", "random", "--iterations", "4"]  # fmt: skip
@@ -104,12 +104,12 @@ def test_a_long_run_is_announced_with_a_faster_size_in_the_clis_terms(files, cap
 
 
 def test_the_long_run_note_names_a_smaller_size_and_its_time():
-    note = plane_run.long_run_note(240, 384, "cpu")
+    note = optim.long_run_note(240, 384, "cpu")
     assert note == (
         "this run will take about 4 min (384 px on cpu); size='256' would take about "
         "1 min 40 s, a CUDA GPU seconds"
     )
-    assert plane_run.long_run_note(30, 384, "cpu") is None
+    assert optim.long_run_note(30, 384, "cpu") is None
 
 
 def test_the_first_commands_work_as_written_offline(tmp_path, monkeypatch, capsys):

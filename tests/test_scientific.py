@@ -7,8 +7,8 @@ import pytest
 from skimage.color import rgb2yiq
 
 from napari_nst import STOP, iter_stylize, stylize
-from napari_nst.core import prepare, style_targets
-from napari_nst.core.imaging import working_shape
+from napari_nst.core import losses, prepare
+from napari_nst.core.images import working_shape
 
 TINY = {"weights": "random", "size": 64, "device": "cpu"}
 
@@ -50,13 +50,13 @@ def test_stack_steps_count_over_the_run_and_name_their_plane(volume, style_rgb):
 def test_style_targets_are_computed_once_per_run(volume, style_rgb, monkeypatch):
     built = []
 
-    class CountingStyleLoss(style_targets.StyleLoss):
+    class CountingStyleLoss(losses.StyleLoss):
         def __init__(self, features):
             built.append(features.shape)
             super().__init__(features)
 
-    monkeypatch.setattr(style_targets, "StyleLoss", CountingStyleLoss)
-    monkeypatch.setattr(style_targets, "_CACHE", type(style_targets._CACHE)())  # empty cache
+    monkeypatch.setattr(losses, "StyleLoss", CountingStyleLoss)
+    monkeypatch.setattr(losses, "_CACHE", type(losses._CACHE)())  # empty cache
     list(iter_stylize(volume, style_rgb, stack="all", iterations=1, **TINY))
     assert len(built) == 5  # one per style layer, not one per layer and plane
     list(iter_stylize(volume, style_rgb, stack="all", iterations=1, **TINY))

@@ -12,9 +12,8 @@ import pytest
 import torch
 
 from napari_nst import stylize
-from napari_nst.core import weights as weights_module
-from napari_nst.core.features import CAFFE_PREPROCESS, TORCHVISION_PREPROCESS
-from napari_nst.core.weights import WeightsError, load_vgg19
+from napari_nst.core import vgg
+from napari_nst.core.vgg import CAFFE_PREPROCESS, TORCHVISION_PREPROCESS, WeightsError, load_vgg19
 
 from .conftest import vgg19_state_dict
 
@@ -75,7 +74,7 @@ def test_download_is_hash_checked_cached_and_not_repeated(
     digest = hashlib.sha256(staged.read_bytes()).hexdigest()
     name = f"vgg19-{digest[:8]}.pth"
     staged.rename(root / name)
-    monkeypatch.setattr(weights_module, "TORCHVISION_URL", f"{base}/{name}")
+    monkeypatch.setattr(vgg, "TORCHVISION_URL", f"{base}/{name}")
 
     loaded = load_vgg19("torchvision", progress=True)
     cached = torch_home / "hub" / "checkpoints" / name
@@ -94,7 +93,7 @@ def test_download_with_wrong_hash_is_refused_and_leaves_nothing(
 ):
     root, base, _ = weights_server
     _save(vgg19_state_dict(), root / "vgg19-00000000.pth")
-    monkeypatch.setattr(weights_module, "TORCHVISION_URL", f"{base}/vgg19-00000000.pth")
+    monkeypatch.setattr(vgg, "TORCHVISION_URL", f"{base}/vgg19-00000000.pth")
     with pytest.raises(WeightsError, match="could not download VGG19 weights"):
         load_vgg19("torchvision", progress=False)
     assert not list((torch_home / "hub" / "checkpoints").glob("*.pth"))
@@ -104,7 +103,7 @@ def test_the_default_weights_are_the_bundled_original_vgg19_and_need_no_network(
     torch_home, content_rgb, style_rgb
 ):
     from napari_nst.core import prepare
-    from napari_nst.core.weights import BUNDLED_SHA256
+    from napari_nst.core.vgg import BUNDLED_SHA256
 
     job = prepare(content_rgb, style_rgb, size=64, iterations=1, device="cpu")
     assert job.options.weights == "auto"

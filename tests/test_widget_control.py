@@ -80,12 +80,12 @@ def test_cancel_while_paused_ends_the_run(widget, qtbot):
 def test_run_while_running_queues_the_job_and_one_network_serves_the_queue(
     widget, qtbot, monkeypatch
 ):
-    from napari_nst.core import weights
+    from napari_nst.core import vgg
 
     draws: list[int] = []
-    original = weights.random_convs
-    monkeypatch.setattr(weights, "random_convs", lambda seed: draws.append(seed) or original(seed))
-    weights._shared_random_convs.cache_clear()
+    original = vgg.random_convs
+    monkeypatch.setattr(vgg, "random_convs", lambda seed: draws.append(seed) or original(seed))
+    vgg._shared_random_convs.cache_clear()
 
     widget.iterations.value = 2000
     widget.run.clicked.emit()
@@ -126,10 +126,10 @@ def test_a_queued_job_is_validated_when_run_is_pressed(widget, qtbot, monkeypatc
 
 
 def test_sweep_fills_one_stack_layer_along_a_labelled_axis(widget, qtbot, monkeypatch):
-    from napari_nst.core import style_targets
+    from napari_nst.core import losses
 
-    monkeypatch.setattr(style_targets, "_CACHE", OrderedDict())
-    builds = style_targets.style_target_builds()
+    monkeypatch.setattr(losses, "_CACHE", OrderedDict())
+    builds = losses.style_target_builds()
     viewer = widget._viewer
     widget.iterations.value = 3
     widget.sweep_parameter.value = "style_weight"
@@ -150,7 +150,7 @@ def test_sweep_fills_one_stack_layer_along_a_labelled_axis(widget, qtbot, monkey
     assert all(r["status"] == "done" and r["iteration"] == 3 for r in sweep["records"])
     assert all(output.data[k].std() > 0 for k in range(3))  # every plane written
     assert np.abs(output.data[0].astype(float) - output.data[2]).mean() > 1  # they differ
-    assert style_targets.style_target_builds() - builds == 1  # shared by the three runs
+    assert losses.style_target_builds() - builds == 1  # shared by the three runs
 
     overlay = text_overlay(viewer)
     viewer.dims.set_point(0, 2)  # scrubbing shows the value on screen

@@ -223,11 +223,11 @@ def test_without_distributed_a_scheduler_says_how_to_install_it(widget, qtbot, s
 
 def test_an_unreachable_scheduler_fails_the_run_with_a_message(widget, qtbot, stack, monkeypatch):
     pytest.importorskip("distributed")
-    from napari_nst import _dask
+    from napari_nst.batch import cluster
 
     shown: list[str] = []
     monkeypatch.setattr("napari_nst._widget.session.show_error", shown.append)
-    monkeypatch.setattr(_dask, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", "1s")
     widget.dask_scheduler.value = "tcp://127.0.0.1:9"
     _run(widget, qtbot)
     assert len(shown) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in shown[0]

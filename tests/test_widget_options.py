@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from napari_nst._layers import RECORD_KEY
 from napari_nst._wording import tooltip
-from napari_nst.core.option_table import BY_NAME
-from napari_nst.core.options import Options
+from napari_nst.core.options import BY_NAME, Options
 from napari_nst.core.provenance import RunRecord
 
 CHANGED = {
@@ -108,7 +107,7 @@ def test_every_control_starts_at_the_tables_default_and_spans_its_range(
     """A fresh dock (nothing remembered) runs the option table's defaults; number
     controls span the table's range (size also takes 0: the device's default)."""
     from napari_nst._widget import StyleTransferWidget
-    from napari_nst.core.option_table import TABLE
+    from napari_nst.core.options import TABLE
 
     viewer = make_napari_viewer()
     viewer.add_image(content_rgb, name="photo")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_nst._dask_stack import StackOnDask
+from napari_nst.batch.stack import StackOnDask
 from napari_nst.core import prepare
 from napari_nst.core.fast import FastTransfer
 from napari_nst.core.gatys import StyleTransfer

@@ -7,7 +7,7 @@ import numpy as np
 
 from napari_nst import stylize
 from napari_nst._layers import RECORD_KEY
-from napari_nst.core import plane_run
+from napari_nst.core import optim
 from tests.conftest import WAIT_MS
 
 
@@ -58,7 +58,7 @@ def test_full_size_goes_on_at_the_contents_resolution_into_a_new_layer(
 def test_the_status_says_how_long_is_left_and_a_long_run_says_so_once(widget, qtbot, monkeypatch):
     shown: list[str] = []
     monkeypatch.setattr("napari_nst._widget.session.show_info", shown.append)
-    monkeypatch.setattr(plane_run, "LONG_RUN", 0.0)  # every run counts as long
+    monkeypatch.setattr(optim, "LONG_RUN", 0.0)  # every run counts as long
     widget.iterations.value = 400
     widget.run.clicked.emit()
     qtbot.waitUntil(lambda: "left" in widget.status.value, timeout=WAIT_MS)

@@ -111,10 +111,10 @@ def _working_content(photo: np.ndarray, size: int) -> np.ndarray:
     """The photo as the engine starts from it at working size ``size``, in 0–255."""
     import torch
 
-    from napari_nst.core import imaging
+    from napari_nst.core import images
 
-    shape = imaging.working_shape(photo.shape[:2], size)
-    tensor = imaging.to_tensor(photo.astype(np.float32) / 255, shape, torch.device("cpu"))
+    shape = images.working_shape(photo.shape[:2], size)
+    tensor = images.to_tensor(photo.astype(np.float32) / 255, shape, torch.device("cpu"))
     return tensor[0].permute(1, 2, 0).numpy() * 255
 
 

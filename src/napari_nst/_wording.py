@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .core.option_table import Spec
+    from .core.options import Spec
 
 _OPTION = re.compile(r"\b([a-z][a-z0-9_]*)='([^']*)'")
 
@@ -30,6 +30,6 @@ def for_gui(message: str) -> str:
 
 def tooltip(spec: Spec) -> str:
     """A control's tooltip: the option table's help as a sentence, with its default."""
-    from .core.option_table import shown_default
+    from .core.options import shown_default
 
     return f"{spec.help[0].upper()}{spec.help[1:]} (default: {shown_default(spec)})."

@@ -56,7 +56,7 @@ def follow_table(controls: list[Widget]) -> None:
     """Give each control of an option the table's tooltip and range (a size box keeps 0,
     which stands for the device's default)."""
     from .._wording import tooltip
-    from ..core.option_table import BY_NAME
+    from ..core.options import BY_NAME
 
     for control in controls:
         spec = BY_NAME.get(control.name)
@@ -122,7 +122,7 @@ class Section(Container):
 
     def option_controls(self) -> dict[str, Widget]:
         """This section's controls that stand for an option of the option table."""
-        from ..core.option_table import BY_NAME
+        from ..core.options import BY_NAME
 
         return {w.name: w for w in self.controls if w.name in BY_NAME and hasattr(w, "value")}
 
@@ -147,7 +147,7 @@ class Section(Container):
 
     def applies(self, name: str) -> bool:
         """Whether control ``name`` is shown now (subclasses add their own conditions)."""
-        from ..core.option_table import BY_NAME
+        from ..core.options import BY_NAME
 
         if name in BY_NAME:
             return self.method in BY_NAME[name].methods

@@ -137,7 +137,7 @@ class StyleTransferWidget(Container):
 
     def controlled(self) -> list[str]:
         """The options of the option table that the dock has a control for."""
-        from ..core.option_table import TABLE
+        from ..core.options import TABLE
 
         names = []
         for spec in TABLE:
@@ -214,7 +214,7 @@ class StyleTransferWidget(Container):
 
     def prepare(self, **overrides: Any) -> RunRequest:
         """The run the dock's settings describe (``overrides``: options that differ)."""
-        from .._dask_stack import prepare_run
+        from ..batch.stack import prepare_run
 
         content: Image | None = self.essentials.content.value
         style: Image | None = self.essentials.style.value
@@ -245,7 +245,7 @@ class StyleTransferWidget(Container):
 
     def _on_run(self) -> None:
         """Start a run, or queue it behind the one going (validated now either way)."""
-        from ..core.memory import MemoryEstimateError
+        from ..core.devices import MemoryEstimateError
 
         self._offer_size(None)
         try:

@@ -180,7 +180,7 @@ class RunSession:
             self._on_finished()
 
     def _take_step(self, step: Step, record: RunRecord) -> None:
-        from ..core.plane_run import duration
+        from ..core.optim import duration
 
         record.update(step)
         self._plot.add(step)
@@ -208,7 +208,7 @@ class RunSession:
         if step.remaining is None or self._announced or job is None:
             return
         self._announced = True
-        from ..core.plane_run import long_run_note
+        from ..core.optim import long_run_note
 
         size, device = getattr(job.options, "size", None), str(getattr(job, "device", ""))
         note = size and long_run_note(step.elapsed + step.remaining, size, device)
@@ -383,7 +383,7 @@ class RunSession:
         finished = self._finished
         if finished is None or self.running or not _smaller_than_content(finished.job):
             return
-        from ..core.memory import MemoryEstimateError
+        from ..core.devices import MemoryEstimateError
 
         size, iterations = finished.job.full_size, self._iterations()
         try:

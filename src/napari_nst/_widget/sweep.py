@@ -178,7 +178,7 @@ class SweepControls:
 
     def run(self) -> None:
         """Validate every run of the sweep now, then queue them."""
-        from ..core.memory import MemoryEstimateError
+        from ..core.devices import MemoryEstimateError
 
         parameter = self.sweep_parameter.value
         try:

@@ -1,25 +1,28 @@
 """The engine: pure PyTorch + NumPy, no napari and no Qt (importable headless).
 
 Every consumer (widget, CLI, batch, Dask, scripts) calls :func:`prepare` and drives the
-run it gets (a :class:`~.step.Run`) through its stream of :class:`Step` s. Read in
-this order:
+run it gets (a :class:`~.step.Run`) through its stream of :class:`Step` s. Fourteen
+modules, read in this order:
 
 * ``step``: the Step streamed out, the STOP sent in, the Run protocol every run offers;
 * ``api``: ``prepare`` / ``iter_stylize`` / ``stylize``, and ``run_to_end``, the one loop
   that drives a run to its end;
-* ``options``, ``option_table``: every option, validated once (the weights sent into a
-  running optimisation too); described once for the CLI, the widget and the README;
-* ``imaging`` (arrays in), ``rendering`` (arrays out), ``files`` (image files, the one
-  atomic writer, the per-file cache);
-* the Gatys run: ``gatys`` (the run and its planes), ``plane_run`` (one level of one
-  plane), ``pyramid`` (coarse to fine), ``optim`` (objective and L-BFGS closure),
-  ``losses``, ``style_targets``, ``regions`` (a style per label), ``features``
-  (VGG19 as an encoder), ``weights`` (where VGG19 comes from), ``safeload``;
-* the fast run: ``fast``, ``transformer``, ``tiling``; ``training`` trains a model;
-* ``devices`` (device, precision, thread policy), ``memory`` (will it fit?);
-* ``provenance``: the run record, recipes (a record as options) and the replay of
-  how a run was steered;
-* ``quality``: content and style distances in real VGG19 features.
+* ``options``: every option, validated once (:class:`Options`), and described once
+  (``TABLE``) for the CLI, the widget and the README;
+* ``images``: a user's array in (dtype, intensity window, stacks) and the result out,
+  in the user's layout;
+* ``gatys``: the Gatys run (:class:`StyleTransfer`) over a content's planes, coarse to
+  fine;
+* ``optim``: the loop of one level of one plane, its objective and L-BFGS closure;
+* ``losses``: content, style (Gram, per region, several styles mixed) and total
+  variation; the distances that measure a result;
+* ``vgg``: VGG19 as an encoder, where its weights come from, and reading them safely;
+* ``fast``: the fast run (a trained network over planes or tiles); ``transformer``: that
+  network; ``training``: training it;
+* ``devices``: device, precision, threads, and whether a run fits in memory;
+* ``provenance``: the run record, recipes (a record as options) and the replay of how a
+  run was steered;
+* ``files``: image files, the one atomic writer, the per-file cache.
 """
 
 from .api import iter_stylize, prepare, stylize

@@ -14,9 +14,9 @@ import numpy as np
 from .devices import torch_threads
 from .fast import FastTransfer
 from .gatys import StyleTransfer
+from .images import place
 from .options import Options
 from .provenance import Recipe, parse_recipe, steered
-from .rendering import place
 from .step import Run, Step
 
 

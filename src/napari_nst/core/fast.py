@@ -1,4 +1,7 @@
-"""Fast (feed-forward) style transfer: one network pass per plane, or per tile.
+"""The fast run: a trained feed-forward network over planes or tiles.
+
+**The run.** Fast (feed-forward) style transfer: one network pass per plane, or per
+tile.
 
 The same generator contract as the Gatys engine: ``steps()`` yields
 :class:`Step`s (one per tile, or per batch of planes), ``send(STOP)`` ends the run
@@ -8,6 +11,15 @@ Big planes are tiled with the whole image's instance-norm statistics frozen
 (measured on the image itself, or on a copy downscaled to :data:`STATS_SIDE`), so
 tiles are normalised alike and blend without seams; peak memory is bounded by
 the tile size, whatever the image size.
+
+**Tiles.** Tiles for images larger than a device can take at once, without visible
+seams.
+
+Tiles start on multiples of the network's stride, so their downsampling grids
+line up with the whole image's. Neighbours overlap by :data:`OVERLAP`; in the
+overlap each tile's outer :data:`MARGIN` pixels (where its own padding disturbs
+the result) get weight 0, and the rest cross-fades linearly; the blended image is
+the weighted sum divided by the summed weights, so no tile edge is ever seen.
 """
 
 from __future__ import annotations
@@ -16,19 +28,20 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from . import devices, imaging, memory, tiling
+from . import devices
 from .files import cached_by_file
+from .images import Plane, Rendering, inspect, read_plane, resize, working_shape
 from .options import Options
-from .rendering import Rendering
-from .safeload import UnsafeOrCorruptFile, read_state_dict
 from .step import STOP, Step
-from .transformer import TransformerNet, pad_to_stride
-from .weights import file_sha256
+from .transformer import MARGIN, MIN_TILE, OVERLAP, STRIDE, TransformerNet, pad_to_stride
+from .vgg import UnsafeOrCorruptFile, file_sha256, read_state_dict
 
 STATS_SIDE = 1024
 """Longest side of the copy a tiled plane's normalisation statistics come from."""
@@ -128,7 +141,7 @@ class FastTransfer:
         if not self.checkpoint.is_file():
             raise CheckpointError(f"checkpoint not found: {options.checkpoint}")
         self.options = options
-        self.layout = imaging.inspect(
+        self.layout = inspect(
             content, "content image", options.contrast_limits, stack=options.stack == "all"
         )
         self._content = content
@@ -139,7 +152,7 @@ class FastTransfer:
         # anisotropic pixels are made square at the finer of the two spacings.
         (height, width), (sy, sx) = self.layout.plane_shape, options.spacing or (1.0, 1.0)
         native = round(max(height * sy, width * sx) / min(sy, sx))
-        self.shape = imaging.working_shape(
+        self.shape = working_shape(
             self.layout.plane_shape, options.size or native, options.spacing
         )
         working = self.shape if options.output_size == "working" else None
@@ -151,7 +164,7 @@ class FastTransfer:
         self.tile = self._tile_size()
         if self.tile is None:  # whole planes: only a forced ``tile=0`` can be too big
             height, width = self.shape
-            memory.check(
+            devices.check(
                 self._bytes_at, max(self.shape), self.device, f"an untiled {height}×{width} run"
             )
         self.non_finite = 0
@@ -190,22 +203,22 @@ class FastTransfer:
         pixels_budget = devices.memory_budget(self.device) // BYTES_PER_PIXEL
         if self.shape[0] * self.shape[1] <= pixels_budget:
             return None
-        return max(tiling.MIN_TILE, int(pixels_budget**0.5))
+        return max(MIN_TILE, int(pixels_budget**0.5))
 
     def _bytes_at(self, size: int) -> int:
-        height, width = imaging.working_shape(self.layout.plane_shape, size, self.options.spacing)
-        return height * width * BYTES_PER_PIXEL + memory.FIXED_BYTES
+        height, width = working_shape(self.layout.plane_shape, size, self.options.spacing)
+        return height * width * BYTES_PER_PIXEL + devices.FIXED_BYTES
 
     def steps(self) -> Iterator[Step]:
         """Stylise plane by plane (or tile by tile); ``send(STOP)`` keeps finished planes."""
         hint = "leave tile on auto (tiles bound the memory), or use a smaller size"
-        yield from memory.guard(self._run(), self.device, hint)
+        yield from devices.guard(self._run(), self.device, hint)
 
     def _run(self) -> Iterator[Step]:
         net = load_checkpoint(self.checkpoint)
         devices.configure(self.device)
         net = net.to(self.device, memory_format=torch.channels_last)
-        tiles = tiling.plan(self.shape, self.tile) if self.tile else []
+        tiles = plan(self.shape, self.tile) if self.tile else []
         batch = 1 if tiles else self._batch_size()
         indices = self.layout.indices
         groups = [range(i, min(i + batch, self.planes)) for i in range(0, self.planes, batch)]
@@ -214,7 +227,7 @@ class FastTransfer:
             if self._stop.is_set():
                 yield clock.step(indices[group[0]], group[0], done=True, cancelled=True)
                 return
-            planes = [imaging.read_plane(self._content, indices[n], self.layout) for n in group]
+            planes = [read_plane(self._content, indices[n], self.layout) for n in group]
             self.non_finite += sum(plane.non_finite for plane in planes)
             if tiles:
                 blended = yield from self._tiled(net, planes[0], tiles, clock, group[0])
@@ -236,24 +249,24 @@ class FastTransfer:
                     )
                     return
 
-    def _input(self, plane: imaging.Plane) -> torch.Tensor:
+    def _input(self, plane: Plane) -> torch.Tensor:
         """(1, 3, h, w) in [0, 1] at the working size (the plane's memory where possible)."""
         unit = plane.unit
         tensor = torch.from_numpy(unit).permute(2, 0, 1)[None]
         if tensor.shape[1] == 1:
             tensor = tensor.expand(-1, 3, -1, -1)
-        return imaging.resize(tensor, self.shape)
+        return resize(tensor, self.shape)
 
     @torch.no_grad()
-    def _whole(self, net: TransformerNet, planes: list[imaging.Plane]) -> list[torch.Tensor]:
+    def _whole(self, net: TransformerNet, planes: list[Plane]) -> list[torch.Tensor]:
         batch = torch.cat([self._input(plane) for plane in planes]).to(self.device)
         return list(_infer(net, batch).cpu().split(1))
 
     def _tiled(
         self,
         net: TransformerNet,
-        plane: imaging.Plane,
-        tiles: list[tiling.Tile],
+        plane: Plane,
+        tiles: list[Tile],
         clock: _Clock,
         number: int,
     ) -> Iterator[Step]:
@@ -262,7 +275,7 @@ class FastTransfer:
         index = self.layout.indices[number]
         accumulated = torch.zeros((1, 3, *self.shape))
         side = min(STATS_SIDE, max(self.shape))
-        reference = imaging.resize(image, imaging.working_shape(self.shape, side))
+        reference = resize(image, working_shape(self.shape, side))
         reference = pad_to_stride(reference.to(self.device))[0] * 255
         with torch.no_grad(), net.frozen_statistics(reference):
             for tile in tiles:
@@ -271,14 +284,14 @@ class FastTransfer:
                     return None
                 rows, columns = tile.slices
                 out = _infer(net, image[..., rows, columns].to(self.device)).cpu()
-                blend = torch.from_numpy(tiling.weights(tile, self.shape))[None, None]
+                blend = torch.from_numpy(weights(tile, self.shape))[None, None]
                 accumulated[..., rows, columns] += out.mul_(blend)
                 clock.done += 1
                 if (yield clock.step(index, number)) == STOP:
                     yield clock.step(index, number, done=True, cancelled=True)
                     return None
         del image, reference
-        row_sum, column_sum = tiling.weight_sums(tiles, self.shape)
+        row_sum, column_sum = weight_sums(tiles, self.shape)
         accumulated.div_(torch.from_numpy(row_sum)[:, None]).div_(torch.from_numpy(column_sum))
         return accumulated
 
@@ -316,3 +329,70 @@ def _infer(net: TransformerNet, batch: torch.Tensor) -> torch.Tensor:
     padded, (height, width) = pad_to_stride(batch.contiguous(memory_format=torch.channels_last))
     out = net(padded * 255)[..., :height, :width]
     return out.clamp_(0, 255).div_(255).contiguous()
+
+
+@dataclass(frozen=True)
+class Tile:
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.top, self.bottom), slice(self.left, self.right)
+
+
+def plan(shape: tuple[int, int], tile: int) -> list[Tile]:
+    """Tiles of about ``tile`` px covering ``shape``, overlapping by at least OVERLAP.
+
+    The last tile of a row or column ends at the image edge; keeping its start on
+    the stride grid can make it up to STRIDE - 1 px larger than ``tile``.
+    """
+    tile = max(MIN_TILE, tile - tile % STRIDE)
+    rows, columns = _spans(shape[0], tile), _spans(shape[1], tile)
+    return [Tile(top, left, bottom, right) for top, bottom in rows for left, right in columns]
+
+
+def _spans(length: int, tile: int) -> list[tuple[int, int]]:
+    if length <= tile:
+        return [(0, length)]
+    starts = list(range(0, length - tile, tile - OVERLAP))
+    last = (length - tile) - (length - tile) % STRIDE
+    if last > starts[-1]:
+        starts.append(last)
+    return [(start, min(start + tile, length)) for start in starts[:-1]] + [(starts[-1], length)]
+
+
+def weights(tile: Tile, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) float32 blend weights: 1 inside, fading only across shared edges."""
+    ys = _ramp(tile.top, tile.bottom, shape[0])
+    xs = _ramp(tile.left, tile.right, shape[1])
+    return np.outer(ys, xs).astype(np.float32)
+
+
+def _ramp(start: int, stop: int, length: int) -> np.ndarray:
+    distance = np.arange(stop - start, dtype=np.float32)
+    ramp = np.ones(stop - start, np.float32)
+    fade = OVERLAP - 2 * MARGIN
+    if start > 0:  # a neighbour before: ignore the margin, then fade in
+        ramp = np.minimum(ramp, np.clip((distance - MARGIN + 0.5) / fade, 0, 1))
+    if stop < length:  # a neighbour after
+        ramp = np.minimum(ramp, np.clip((distance[::-1] - MARGIN + 0.5) / fade, 0, 1))
+    return ramp
+
+
+def weight_sums(tiles: list[Tile], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Summed blend weights as a row and a column vector (their outer product).
+
+    Tiles form a grid and each tile's weights are an outer product, so the sum
+    over tiles is separable: no full-size weight image is needed.
+    """
+    rows = {(t.top, t.bottom) for t in tiles}
+    columns = {(t.left, t.right) for t in tiles}
+    row_sum, column_sum = np.zeros(shape[0], np.float32), np.zeros(shape[1], np.float32)
+    for start, stop in rows:
+        row_sum[start:stop] += _ramp(start, stop, shape[0])
+    for start, stop in columns:
+        column_sum[start:stop] += _ramp(start, stop, shape[1])
+    return row_sum, column_sum

@@ -1,4 +1,6 @@
-"""Gatys et al. neural style transfer as a generator of :class:`Step`s.
+"""The Gatys run: :class:`StyleTransfer` over a content's planes, coarse to fine.
+
+**The run.** Gatys et al. neural style transfer as a generator of :class:`Step`s.
 
 One engine for every consumer: the napari widget runs :meth:`StyleTransfer.steps`
 in a ``thread_worker``, the CLI drives it with a progress bar, ``stylize`` just
@@ -8,28 +10,37 @@ loaded, so a bad option costs milliseconds.
 A stack is a sequence of planes sharing one loss network and one set of style
 targets. Each plane after the first starts from its neighbour's result and, with
 ``slice_weight``, is pulled towards it, so a volume does not flicker through z.
+
+**The pyramid.** Coarse-to-fine: the sizes a run optimises at before its own.
+
+At a coarse size an L-BFGS iteration costs a fraction of a full-size one, and the
+structures that take the longest to form at full size (large strokes, the layout
+of the style across the image) form there in a few iterations. Each level starts
+from the previous level's result, upsampled, so the full-size optimisation only
+has the fine detail left to do (Gatys et al. 2017; crowsonkb's style-transfer-
+pytorch uses the same schedule).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from . import devices, imaging, memory, pyramid, regions
-from .features import VGGFeatures
-from .losses import ContentLoss, StyleTransferLoss
+from . import devices, images, losses
+from .images import Rendering, resize, working_shape
+from .losses import ContentLoss, StyleTransferLoss, blend, targets_for
+from .optim import LevelRun, Pace, Position
 from .options import Options
-from .plane_run import LevelRun, Pace, Position
-from .rendering import Rendering
 from .step import Step
-from .style_targets import blend, targets_for
-from .weights import VGGWeights, check_covers, load_vgg19
+from .vgg import VGGFeatures, VGGWeights, check_covers, load_vgg19
 
 
 class StyleTransfer:
@@ -60,22 +71,22 @@ class StyleTransfer:
             options = dataclasses.replace(options, size=devices.default_size(self.device))
         self.options, self.blend_weights = options, blend_weights
         self._inputs = (content, styles, labels)
-        self.layout = imaging.inspect(
+        self.layout = images.inspect(
             content, "content image", options.contrast_limits, stack=options.stack == "all"
         )
         self._content = content
         self._styles = [
-            imaging.read_plane(s, (), imaging.inspect(s, _style_role(n, len(styles))))
+            images.read_plane(s, (), images.inspect(s, _style_role(n, len(styles))))
             for n, s in enumerate(styles, start=1)
         ]
         luminance = options.luminance_only
         if luminance is None:  # gray in, gray out; colour keeps its colours unless asked
             luminance = not self.layout.colour or options.preserve_color == "luminance"
-        self._regions = regions.Regions.check(
+        self._regions = losses.Regions.check(
             labels, options.label_styles, self.layout.plane_shape, len(styles)
         )
         size = options.gatys_size
-        self.shape = imaging.working_shape(self.layout.plane_shape, size, options.spacing)
+        self.shape = images.working_shape(self.layout.plane_shape, size, options.spacing)
         self.rendering = Rendering(
             self.layout, luminance, options.output_range,
             match_colour=options.preserve_color == "histogram" and not luminance,
@@ -83,16 +94,16 @@ class StyleTransfer:
         )  # fmt: skip
         try:
             self.style_shapes = [
-                imaging.working_shape(s.unit.shape[:2], options.style_size) for s in self._styles
+                images.working_shape(s.unit.shape[:2], options.style_size) for s in self._styles
             ]
         except ValueError as exc:
             raise ValueError(f"style_scale {options.style_scale} is too small: {exc}") from None
-        self.levels = pyramid.schedule(
+        self.levels = schedule(
             self.layout.plane_shape, [s.unit.shape[:2] for s in self._styles], options
         )
         self.precision = devices.resolve_precision(options.precision, self.device)
         height, width = self.shape
-        memory.check(self._bytes_at, max(self.shape), self.device, f"a {height}×{width} run")
+        devices.check(self._bytes_at, max(self.shape), self.device, f"a {height}×{width} run")
         self.weights: VGGWeights | None = None
         self.non_finite = 0
         self._stop = threading.Event()
@@ -144,19 +155,19 @@ class StyleTransfer:
     def steps(self) -> Iterator[Step]:
         """Optimise and stream progress; ``send(STOP)`` ends with the best image so far.
 
-        Running out of memory ends the run with :class:`~.memory.OutOfMemory`, its
+        Running out of memory ends the run with :class:`~.devices.OutOfMemory`, its
         memory released.
         """
         height, width = self.shape
         hint = f"the working image was {height}×{width} px; try a smaller size"
-        yield from memory.guard(self._optimise(), self.device, hint)
+        yield from devices.guard(self._optimise(), self.device, hint)
 
     def _bytes_at(self, size: int) -> int:
         """Estimated peak memory were the run made at working size ``size``."""
         opts = self.options
-        return memory.gatys_bytes(
-            imaging.working_shape(self.layout.plane_shape, size, opts.spacing),
-            imaging.working_shape(
+        return devices.gatys_bytes(
+            images.working_shape(self.layout.plane_shape, size, opts.spacing),
+            images.working_shape(
                 max((s.unit.shape[:2] for s in self._styles), key=lambda hw: hw[0] * hw[1]),
                 max(1, round(size * opts.style_scale)),
             ),
@@ -179,14 +190,14 @@ class StyleTransfer:
         if self._stop.is_set():  # cancelled while the weights loaded
             yield _stopped_early(run, base)
             return
-        losses: dict[int, StyleTransferLoss] = {}
+        level_losses: dict[int, StyleTransferLoss] = {}
         previous: torch.Tensor | None = None
         pace = Pace(self._work())
         for number, index in enumerate(self.layout.indices):
             if self._stop.is_set():  # between planes, or while the style targets were built
                 yield _stopped_early(run, base, number, self.planes)
                 return
-            plane = imaging.read_plane(self._content, index, self.layout)
+            plane = images.read_plane(self._content, index, self.layout)
             self.non_finite += plane.non_finite
             image = self._start_images.get(index, previous)
             if image is not None:
@@ -194,10 +205,10 @@ class StyleTransfer:
             # Coarse-to-fine only from scratch: a neighbour's result is already coarse-fine.
             for number_of_level in range(0 if image is None else len(levels) - 1, len(levels)):
                 level = levels[number_of_level]
-                if number_of_level not in losses:
-                    losses[number_of_level] = self._loss(extractor, level)
-                loss_fn = losses[number_of_level]
-                content = imaging.to_tensor(self._working(plane.unit), level.shape, self.device)
+                if number_of_level not in level_losses:
+                    level_losses[number_of_level] = self._loss(extractor, level)
+                loss_fn = level_losses[number_of_level]
+                content = images.to_tensor(self._working(plane.unit), level.shape, self.device)
                 with torch.no_grad(), devices.autocast(self.device, self.precision):
                     loss_fn.set_content(extractor(content))
                     if previous is not None and opts.slice_weight > 0:
@@ -212,7 +223,7 @@ class StyleTransfer:
                     self._stop.is_set, self._live_weights, self._unreported,
                 )  # fmt: skip
                 finished = yield from level_run.steps(
-                    pyramid.upsample(start, level.shape), plane, where, level.iterations
+                    upsample(start, level.shape), plane, where, level.iterations
                 )
                 run.evaluations += level_run.evaluations
                 self.last_iteration = base + level_run.last
@@ -269,20 +280,20 @@ class StyleTransfer:
     def _working(self, unit: np.ndarray) -> np.ndarray:
         """What the network optimises: the luma, or RGB (gray replicated)."""
         if self.rendering.luminance_only:
-            return imaging.luminance(unit)[..., None]
+            return images.luminance(unit)[..., None]
         return unit if unit.shape[-1] == 3 else np.repeat(unit, 3, axis=-1)
 
-    def _style_working(self, style: imaging.Plane) -> np.ndarray:
+    def _style_working(self, style: images.Plane) -> np.ndarray:
         if not self.rendering.luminance_only:
             if self.options.preserve_color == "histogram":
                 return self._working(self._colour_matched(style))
             return self._working(style.unit)
         # Gatys et al. 2016: the style's luma takes the content's mean and spread, so
         # the transfer changes texture, not brightness.
-        mean, std = imaging.luminance_statistics(self._content, self.layout)
-        return imaging.match_luminance(style.luminance, mean, std)[..., None]
+        mean, std = images.luminance_statistics(self._content, self.layout)
+        return images.match_luminance(style.luminance, mean, std)[..., None]
 
-    def _colour_matched(self, style_plane: imaging.Plane) -> np.ndarray:
+    def _colour_matched(self, style_plane: images.Plane) -> np.ndarray:
         """The style recoloured with the content's colour histogram (Gatys et al. 2016).
 
         A stack's middle plane stands for its colours.
@@ -290,7 +301,7 @@ class StyleTransfer:
         from skimage.exposure import match_histograms
 
         middle = self.layout.indices[len(self.layout.indices) // 2]
-        reference = imaging.read_plane(self._content, middle, self.layout).unit
+        reference = images.read_plane(self._content, middle, self.layout).unit
         style = style_plane.unit
         if reference.shape[-1] != style.shape[-1]:  # gray content, colour style or back
             reference = np.repeat(reference[..., :1], style.shape[-1], axis=-1)
@@ -308,7 +319,7 @@ class StyleTransfer:
         )
         return extractor.to(self.device, memory_format=torch.channels_last)
 
-    def _loss(self, extractor: VGGFeatures, level: pyramid.Level) -> StyleTransferLoss:
+    def _loss(self, extractor: VGGFeatures, level: Level) -> StyleTransferLoss:
         """The loss with its style targets at ``level``'s size, computed once per run."""
         opts = self.options
         weights = self.weights
@@ -381,3 +392,84 @@ class _Progress:
 
     def __init__(self, start: float, total: int) -> None:
         self.start, self.total, self.evaluations = start, total, 0
+
+
+START = 128
+"""Longest side of the coarsest level, in px."""
+AUTO_ABOVE = 256
+"""``pyramid="auto"`` turns the pyramid on for working sizes above this."""
+STEP = math.sqrt(2)
+"""Each level is √2 larger than the previous: twice the pixels."""
+MIN_LAST_STEP = 1.2
+"""A level closer than this factor to the next one is skipped (too little gain)."""
+
+
+@dataclass(frozen=True)
+class Level:
+    """One size of the schedule: the content's and each style's working shape."""
+
+    size: int
+    shape: tuple[int, int]
+    style_shapes: tuple[tuple[int, int], ...]
+    iterations: int
+
+    def describe(self) -> dict[str, object]:
+        return {"size": self.size, "shape": list(self.shape), "iterations": self.iterations}
+
+
+def sizes(target: int, start: int | None = None) -> list[int]:
+    """Level sizes, coarse to fine, ending with ``target``: 512 → 128, 181, 256, 362, 512."""
+    found, size = [], float(start or START)
+    while size * MIN_LAST_STEP <= target:
+        found.append(round(size))
+        size *= STEP
+    return [*found, target]
+
+
+def wanted(options: Options) -> bool:
+    if options.pyramid == "auto":
+        return options.gatys_size > AUTO_ABOVE
+    return options.pyramid == "on"
+
+
+def schedule(
+    plane_shape: tuple[int, int],
+    style_plane_shapes: list[tuple[int, int]],
+    options: Options,
+) -> list[Level]:
+    """The levels of a run; just the full size when the pyramid is off.
+
+    Coarse levels get ``pyramid_iterations`` each (default: a fifth of
+    ``iterations``, at least 10); the full size gets ``iterations``. A level too
+    small for the image's aspect ratio is left out rather than failing the run.
+    """
+    target = options.gatys_size
+    coarse = options.pyramid_iterations or max(10, options.iterations // 5)
+    levels = []
+    for size in sizes(target) if wanted(options) else [target]:
+        final = size == target
+        style_size = max(1, round(size * options.style_scale))
+        try:
+            level = Level(
+                size=size,
+                shape=working_shape(plane_shape, size, options.spacing),
+                style_shapes=tuple(working_shape(s, style_size) for s in style_plane_shapes),
+                iterations=options.iterations if final else coarse,
+            )
+        except ValueError:
+            if final:
+                raise
+            continue
+        levels.append(level)
+    return levels
+
+
+def upsample(image: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """The previous level's result as the next level's start (bicubic, clamped)."""
+    if tuple(image.shape[-2:]) == tuple(shape):
+        return image.detach().clone()
+    if image.shape[-2] > shape[0]:  # never happens in a schedule; keep it well defined
+        return resize(image.detach(), shape)
+    return torch.nn.functional.interpolate(
+        image.detach(), size=shape, mode="bicubic", align_corners=False
+    ).clamp_(0, 1)

@@ -1,17 +1,31 @@
-"""The optimiser's side of a run: the objective it calls and a closure that never
-pays twice for the same point.
+"""The optimisation loop of one level of one plane, and the optimiser's side of it.
+
+**The objective.** The optimiser's side of a run: the objective it calls and a closure
+that never pays twice for the same point.
+
+**The level.** One level of one plane: optimiser iterations streamed as :class:`Step`s.
+
+The consumer talks back through the generator's ``send``: :data:`STOP` ends the
+run with the best image so far, and a dict of weights (``content_weight``,
+``style_weight``, ``tv_weight``) re-weighs the loss from the next iteration on,
+which is how the widget lets a user steer a run while watching it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from . import devices
-from .features import VGGFeatures
+from .images import Plane
 from .losses import StyleTransferLoss
-from .options import Options
+from .options import LIVE_WEIGHTS, Options, check_weights
+from .step import STOP, Step
+from .vgg import VGGFeatures
 
 
 class Cancelled(Exception):
@@ -147,3 +161,224 @@ class EarlyStop:
             change = abs(previous - total) / max(abs(previous), 1e-12)
             self.calm = self.calm + 1 if change < self.tol else 0
         return self.calm >= self.patience
+
+
+LONG_RUN = 60.0
+"""Seconds from which a run is worth a word on how long it takes and how to go faster."""
+SMALLER_SIZES = (512, 384, 256, 192, 128)
+
+
+def duration(seconds: float) -> str:
+    """``45 s``, ``4 min 10 s``, ``1 h 5 min``: an estimate, rounded for reading."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return (
+            f"{minutes} min {rest // 10 * 10} s"
+            if minutes < 10 and rest >= 10
+            else f"{minutes} min"
+        )
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60} min"
+
+
+def long_run_note(remaining: float, size: int, device: str) -> str | None:
+    """What to tell a user before a long run: its length, and a smaller size's (the cost
+    of an iteration grows with the pixels); None for a short run."""
+    if remaining < LONG_RUN:
+        return None
+    note = f"this run will take about {duration(remaining)} ({size} px on {device})"
+    smaller = next((s for s in SMALLER_SIZES if s <= 0.75 * size), None)
+    if smaller is not None:
+        faster = remaining * (smaller / size) ** 2
+        note += f"; size='{smaller}' would take about {duration(faster)}"
+    if device == "cpu":
+        note += ", a CUDA GPU seconds"
+    return note
+
+
+class Pace:
+    """Seconds left in a run: how fast the level in progress goes, times the work left.
+
+    The work is iterations × pixels per level (an L-BFGS iteration costs about the
+    same per pixel at every size), listed in run order: the first plane's levels,
+    coarse to fine, then each later plane at full size.
+    """
+
+    def __init__(self, work: list[tuple[int, int]]) -> None:
+        self.work = work
+        self.part = -1
+        self.first_done: float | None = None
+
+    def next_level(self) -> None:
+        self.part += 1
+        self.first_done = None
+
+    def remaining(self, done: int) -> float | None:
+        """Seconds left after ``done`` iterations of the current level; None until an
+        iteration after the first (which also computes targets and warms up) is timed."""
+        now = time.perf_counter()
+        if done == 1:
+            self.first_done = now
+        if done < 2 or self.first_done is None or not 0 <= self.part < len(self.work):
+            return None
+        iterations, pixels = self.work[self.part]
+        per_unit = (now - self.first_done) / ((done - 1) * pixels)
+        later = sum(n * p for n, p in self.work[self.part + 1 :])
+        left = max(0, iterations - done) * pixels + later
+        return left * per_unit
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a level sits in the run, for the numbers its steps report."""
+
+    index: tuple[int, ...]
+    plane: int
+    planes: int
+    level: int
+    levels: int
+    base: int
+    """Iterations of the run before this level's first."""
+    total: int
+    start: float
+    evaluations: int
+    """Loss evaluations of the run before this level."""
+    pace: Pace | None = None
+
+    @property
+    def last_level(self) -> bool:
+        return self.level == self.levels - 1
+
+
+class LevelRun:
+    """Optimise ``start`` for ``iterations``; the result is :attr:`result` when done.
+
+    ``result`` is the best image evaluated (or the moving average, with ``ema``),
+    also when the run was stopped, so "Cancel" and "Continue" keep the work.
+    """
+
+    def __init__(
+        self,
+        options: Options,
+        objective_parts: tuple[Any, StyleTransferLoss, torch.device, str],
+        render: Callable[[torch.Tensor, Plane], Any],
+        stop_requested: Callable[[], bool],
+        live_weights: dict[str, float],
+        unreported: dict[str, float],
+    ) -> None:
+        self.options = options
+        self.extractor, self.loss_fn, self.device, self.precision = objective_parts
+        self.render = render
+        self.stop_requested = stop_requested
+        self.live_weights = live_weights
+        """Shared with the job: a change holds for later levels and planes too."""
+        self.unreported = unreported
+        """A change sent on a level's last step, for the next level's first step to report."""
+        self.result: torch.Tensor | None = None
+        self.evaluations = 0
+        self.last = 0
+        """The level's last iteration streamed (its own count, from 1)."""
+
+    def steps(
+        self, start: torch.Tensor, plane: Plane, where: Position, iterations: int
+    ) -> Iterator[Step]:
+        """Returns True when the level finished, False when the run was stopped."""
+        opts = self.options
+        image = start.detach().clone().contiguous().requires_grad_(True)
+        optimizer = make_optimizer(image, opts)
+        objective = Objective(
+            image, self.extractor, self.loss_fn, optimizer, self.device, self.precision,
+            self.stop_requested,
+        )  # fmt: skip
+        closure = ReusingClosure(image, objective)
+        final_plane = where.plane == where.planes - 1 and where.last_level
+        # crowsonkb's smoothing: show and return a moving average of the iterates.
+        average = image.detach().clone() if opts.ema else None
+        reweighted = dict(self.unreported)
+        self.unreported.clear()
+
+        def result(final: bool) -> torch.Tensor:
+            if average is not None:
+                return average
+            return objective.best_image if final else image
+
+        def step(iteration: int, done: bool, cancelled: bool = False, converged: bool = False):
+            final = done or cancelled  # a level's result is the best image it evaluated
+            preview = final or iteration % opts.preview_every == 0
+            self.evaluations, self.last = closure.evaluations, iteration
+            return Step(
+                iteration=where.base + iteration,
+                total=where.total,
+                losses=objective.best_losses if final else closure.losses,
+                elapsed=time.perf_counter() - where.start,
+                image=self.render(result(final), plane) if preview else None,
+                done=(done and final_plane) or cancelled,
+                cancelled=cancelled,
+                evaluations=where.evaluations + closure.evaluations,
+                index=where.index,
+                plane=where.plane,
+                planes=where.planes,
+                plane_done=done and where.last_level,
+                converged=converged,
+                level=where.level,
+                levels=where.levels,
+                reweighted=reweighted if not cancelled else {},
+                remaining=where.pace.remaining(iteration) if where.pace and not final else None,
+            )
+
+        early_stop = EarlyStop(opts.early_stop_tol, opts.early_stop_patience)
+        self._apply(self.live_weights)
+        if where.pace is not None:
+            where.pace.next_level()
+        for iteration in range(1, iterations + 1):
+            closure.begin_step()
+            try:
+                with torch.inference_mode(False), torch.enable_grad():
+                    optimizer.step(closure)
+            except Cancelled:  # mid-step: the best image evaluated so far stands
+                self.result = result(final=True)
+                yield step(iteration - 1, done=False, cancelled=True)
+                return False
+            if opts.optimizer == "adam":
+                with torch.no_grad():
+                    image.clamp_(0, 1)
+            if average is not None:
+                average.lerp_(image.detach(), 1 - opts.ema)
+            converged = iteration < iterations and early_stop.settled(closure.losses)
+            done = converged or iteration == iterations
+            command = yield step(iteration, done, converged=converged)
+            reweighted = {}
+            if command == STOP and not (done and final_plane):
+                # A plane that has just finished counts as finished in the record.
+                self.result = result(final=True)
+                yield step(iteration, done=done and where.last_level, cancelled=True)
+                return False
+            if isinstance(command, Mapping) and done:
+                weights = check_weights(command)
+                self.live_weights.update(weights)
+                self.unreported.update(weights)
+            elif isinstance(command, Mapping):
+                reweighted = self._reweigh(command, objective, closure, optimizer)
+            if done:
+                break
+        self.result = result(final=True)
+        return True
+
+    def _reweigh(self, command, objective, closure, optimizer) -> dict[str, float]:
+        """New weights from the next iteration on; the step that uses them says so."""
+        weights = check_weights(command)
+        self.live_weights.update(weights)
+        self._apply(weights)
+        # The objective changed: its cached point, best image and curvature history
+        # describe another function. The image itself is where the run continues.
+        objective.best_total = float("inf")
+        closure.forget()
+        optimizer.state.clear()
+        return weights
+
+    def _apply(self, weights: Mapping[str, float]) -> None:
+        for name, value in weights.items():
+            self.loss_fn.weights[LIVE_WEIGHTS[name]] = value

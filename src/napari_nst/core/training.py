@@ -29,8 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import devices, imaging, memory
-from .features import VGGFeatures
+from . import devices
+from .images import Layout, inspect, read_plane, resize, working_shape
 from .losses import gram_matrix, mean_square
 from .options import (
     LOSS_NORMS,
@@ -43,7 +43,7 @@ from .options import (
 from .provenance import versions
 from .step import STOP, Step
 from .transformer import TransformerNet
-from .weights import check_covers, load_vgg19
+from .vgg import VGGFeatures, check_covers, load_vgg19
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 CROPS = ("random", "center")
@@ -110,7 +110,7 @@ class TrainingImages:
     def __init__(self, source: str | os.PathLike | np.ndarray | Sequence[np.ndarray]) -> None:
         self._files: list[Path] = []
         self._stack: Any = None
-        self._layout: imaging.Layout | None = None
+        self._layout: Layout | None = None
         if isinstance(source, str | os.PathLike):
             folder = Path(source).expanduser()
             if folder.is_file():  # a TIFF stack (or one image) on disk
@@ -129,7 +129,7 @@ class TrainingImages:
             else:
                 raise ValueError(f"training images not found: {folder}")
         array = np.asarray(source) if isinstance(source, list | tuple) else source
-        self._layout = imaging.inspect(array, "training images", stack=True)
+        self._layout = inspect(array, "training images", stack=True)
         self._stack = array
 
     def __len__(self) -> int:
@@ -142,11 +142,11 @@ class TrainingImages:
             from .files import read_image
 
             data = read_image(self._files[number], "training image")
-            layout = imaging.inspect(data, f"training image {self._files[number]}")
-            plane = imaging.read_plane(data, (), layout)
+            layout = inspect(data, f"training image {self._files[number]}")
+            plane = read_plane(data, (), layout)
         else:
             assert self._layout is not None
-            plane = imaging.read_plane(self._stack, self._layout.indices[number], self._layout)
+            plane = read_plane(self._stack, self._layout.indices[number], self._layout)
         image = _rgb_tensor(plane.unit)
         if rng is not None:
             image = _random_square(image, rng)
@@ -171,7 +171,7 @@ def _square(image: torch.Tensor, size: int) -> torch.Tensor:
     height, width = image.shape[-2:]
     scale = size / min(height, width)
     shape = (max(size, round(height * scale)), max(size, round(width * scale)))
-    resized = imaging.resize(image[None], shape)[0]
+    resized = resize(image[None], shape)[0]
     top, left = (shape[0] - size) // 2, (shape[1] - size) // 2
     return resized[:, top : top + size, left : left + size]
 
@@ -186,15 +186,15 @@ def iter_train(
     """
     opts = TrainOptions.from_kwargs(options)
     dataset = TrainingImages(images)
-    style_layout = imaging.inspect(style, "style image")
-    style_unit = imaging.read_plane(style, (), style_layout).unit
+    style_layout = inspect(style, "style image")
+    style_unit = read_plane(style, (), style_layout).unit
     output = Path(output).expanduser()
     if output.suffix.lower() not in (".pth", ".pt", ".safetensors"):
         raise ValueError(f"save the model as .pth or .safetensors, not {output.name}")
     device = devices.resolve_device(opts.device)
     devices.resolve_precision(opts.precision, device)  # an impossible one fails here
     hint = "try a smaller batch size or image size (checkpoints written so far are kept)"
-    return memory.guard(_train(opts, dataset, style_unit, output, device), device, hint)
+    return devices.guard(_train(opts, dataset, style_unit, output, device), device, hint)
 
 
 def train(style: object, images: Any, output: str | os.PathLike, **options: Any) -> str:
@@ -222,7 +222,7 @@ def _train(
     vgg = vgg.to(device)
     style = _rgb_tensor(style_unit)[None]
     if opts.style_size:
-        style = imaging.resize(style, imaging.working_shape(style.shape[-2:], opts.style_size))
+        style = resize(style, working_shape(style.shape[-2:], opts.style_size))
     with torch.no_grad():
         style_features = vgg(style.to(device))
         grams = {name: gram_matrix(style_features[name]) for name in opts.style_layers}

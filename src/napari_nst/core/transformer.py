@@ -26,6 +26,13 @@ RECEPTIVE_MARGIN = 64
 """Pixels at a tile's edge that its padding can disturb (9×9 + two 3×3 at 1/2 + ten
 3×3 at 1/4 + two 3×3 at 1/2 + 9×9 ≈ 60 px), rounded up to a multiple of STRIDE."""
 
+MARGIN = RECEPTIVE_MARGIN
+"""A tile's outer pixels that get no weight where tiles overlap (see ``fast.tiles``)."""
+OVERLAP = 3 * RECEPTIVE_MARGIN
+"""How far neighbouring tiles overlap: the margin, then a linear cross-fade."""
+MIN_TILE = 2 * OVERLAP
+"""The smallest tile (the ``tile`` option's lower bound)."""
+
 
 class Norm(nn.InstanceNorm2d):
     """``InstanceNorm2d(affine=True)`` that can record or reuse whole-image statistics."""

@@ -36,7 +36,7 @@ def add_run_options(parser: argparse.ArgumentParser, leave_out: tuple[str, ...] 
     Unset flags stay out of the namespace (``SUPPRESS``), so the engine's defaults
     (or a batch recipe) apply.
     """
-    from .core.option_table import GROUPS, in_group
+    from ..core.options import GROUPS, in_group
 
     for group, heading in GROUPS.items():
         section = parser.add_argument_group(f"{heading.lower()} options")
@@ -47,7 +47,7 @@ def add_run_options(parser: argparse.ArgumentParser, leave_out: tuple[str, ...] 
 
 def _argument(spec: Any) -> dict[str, Any]:
     """``add_argument``'s keywords for one option of the table."""
-    from .core.option_table import shown_default
+    from ..core.options import shown_default
 
     only = f"; {spec.methods[0]} only" if len(spec.methods) == 1 else ""
     keywords: dict[str, Any] = {"help": f"{spec.help} (default: {shown_default(spec)}{only})"}

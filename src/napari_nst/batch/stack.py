@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from ._dask import describe_error, distributed_module, open_client
-from .core import prepare
-from .core.devices import cpu_threads, torch_threads
-from .core.step import STOP, Run, Step
+from ..core import prepare
+from ..core.devices import cpu_threads, torch_threads
+from ..core.step import STOP, Run, Step
+from .cluster import describe_error, distributed_module, open_client
 
 LOCAL = "local"
 """The scheduler field's word for "start a local cluster for this run" (``local:N``: N workers)."""
@@ -222,7 +222,7 @@ def stylize_plane(
     plane: np.ndarray, style: np.ndarray | None, options: dict[str, Any], threads: int | None
 ) -> tuple[np.ndarray, dict[str, float], dict[str, Any]]:
     """On a worker: one 2-D plane through the engine; (result, final losses, run info)."""
-    from .core.api import run_to_end
+    from ..core.api import run_to_end
 
     with torch_threads(threads):
         job = prepare(plane, style, **options)

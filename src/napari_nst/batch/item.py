@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .core.files import check_writable, file_ready, read_image, write_json
-from .core.files import write_image as _write_image
+from ..core.files import check_writable, file_ready, read_image, write_json
+from ..core.files import write_image as _write_image
 
 
 class BatchError(ValueError):
@@ -62,7 +62,7 @@ def run_item(job: Job, raise_unexpected: bool = False) -> Result:
     its sidecar says why; other exceptions do the same, unless ``raise_unexpected``
     (Dask retries them, and the caller records the last failure).
     """
-    from .core.devices import torch_threads  # torch on first use: the CLI starts fast
+    from ..core.devices import torch_threads  # torch on first use: the CLI starts fast
 
     start, worker = time.perf_counter(), f"{socket.gethostname()}:{os.getpid()}"
     try:
@@ -102,9 +102,9 @@ def record_failure(job: Job, message: str, worker: str = "") -> Result:
 
 
 def _stylize(job: Job) -> dict[str, Any]:
-    from .core import prepare
-    from .core.api import run_to_end
-    from .core.provenance import RunRecord
+    from ..core import prepare
+    from ..core.api import run_to_end
+    from ..core.provenance import RunRecord
 
     content = read_image(job.source, "content image")
     options = dict(job.options)

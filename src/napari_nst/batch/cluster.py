@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ._batch_item import BatchError, Job, Result, record_failure, run_item
+from .item import BatchError, Job, Result, record_failure, run_item
 
 RETRIES = 2
 """Extra attempts for an item that raised something other than a bad-input error."""

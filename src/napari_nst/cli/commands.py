@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ._cli_options import add_batch_parser, add_run_options, add_train_parser
-from ._wording import for_cli
-from .core.files import check_writable, read_image
+from .._wording import for_cli
+from ..core.files import check_writable, read_image
+from .options import add_batch_parser, add_run_options, add_train_parser
 
 PROG = "napari-nst"
 
@@ -118,8 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _stylize(args: argparse.Namespace) -> int:
     """Flags override the recipe; the run uses the recipe's torch threads unless
     ``--threads`` says otherwise (CPU results depend on them)."""
-    from .core.devices import torch_threads
-    from .core.provenance import differences, read_recipe
+    from ..core.devices import torch_threads
+    from ..core.provenance import differences, read_recipe
 
     skip = {"command", "content", "style", "output", "log_json", "quiet", "labels"}
     skip |= {"recipe", "threads"}
@@ -157,10 +157,10 @@ def _run_stylize(
 ) -> tuple[int, dict[str, Any]]:
     from tqdm import tqdm
 
-    from .core import prepare
-    from .core.api import Collected, replayed_steps, run_to_end
-    from .core.plane_run import duration, long_run_note
-    from .core.provenance import RunRecord
+    from ..core import prepare
+    from ..core.api import Collected, replayed_steps, run_to_end
+    from ..core.optim import duration, long_run_note
+    from ..core.provenance import RunRecord
 
     if args.labels:
         options["labels"] = read_image(args.labels, "labels image")
@@ -221,7 +221,7 @@ def _run_stylize(
 def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .core.training import iter_train
+    from ..core.training import iter_train
 
     skip = {"command", "style", "images", "output", "log_json", "quiet"}
     options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in skip}
@@ -252,7 +252,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _save(image: Any, args: argparse.Namespace, run: Any, log: dict[str, Any]) -> dict[str, Any]:
     """Write the image, then the record (CLI spelling: ``steps`` for the history)."""
-    from ._batch_item import write_result
+    from ..batch.item import write_result
 
     path = write_result(image, args.output, run.rendering)
     log["steps"] = log.pop("history")
@@ -267,7 +267,7 @@ def _batch(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from . import batch
+    from .. import batch
 
     skip = {"command", "inputs", "style", "output", "recipe", "overwrite", "workers"}
     skip |= {"scheduler", "threads", "quiet"}
@@ -278,11 +278,11 @@ def _batch(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name} must be at least 1")
     threads = args.threads
     if threads is None and args.workers:  # torch threads: the cores, shared by the workers
-        from .core.devices import cpu_threads
+        from ..core.devices import cpu_threads
 
         threads = cpu_threads(share=args.workers)
     if args.workers is not None or args.scheduler is not None:
-        from ._dask import distributed_module
+        from ..batch.cluster import distributed_module
 
         distributed_module()  # not installed: say so before any work
     todo, finished = batch.plan(
@@ -314,7 +314,7 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _samples(folder: Path) -> int:
-    from ._sample_data import write_samples
+    from .._sample_data import write_samples
 
     for path in write_samples(folder):
         print(path)
@@ -338,10 +338,7 @@ def _fail(code: int, message: str) -> int:
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

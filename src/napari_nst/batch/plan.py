@@ -9,9 +9,9 @@ sidecar says ``done`` with the same recipe; a re-run skips finished items, so a
 killed batch resumes where it stopped. The image is written first and the sidecar
 last, both atomically, so a crash never leaves an output that looks finished.
 
-:func:`~napari_nst._batch_item.run_item` is the unit of work for every runner: in this
-process (:func:`execute`), or on a Dask
-cluster in :mod:`napari_nst._dask`. No napari or Qt imports.
+:func:`~napari_nst.batch.item.run_item` is the unit of work for every runner: in this
+process (:func:`execute`), or on a Dask cluster (:mod:`napari_nst.batch.cluster`).
+No napari or Qt imports.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ._batch_item import BatchError, Job, Result, run_item, sidecar
-from .core.files import EIGHT_BIT_SUFFIXES, TIFF_SUFFIXES, read_image
+from ..core.files import EIGHT_BIT_SUFFIXES, TIFF_SUFFIXES, read_image
+from .item import BatchError, Job, Result, run_item, sidecar
 
 IMAGE_SUFFIXES = EIGHT_BIT_SUFFIXES | TIFF_SUFFIXES
 """What a folder or glob contributes; files named one by one may be any format."""
@@ -53,7 +53,7 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
 
     JSON only, never code, validated: see :mod:`napari_nst.core.provenance`.
     """
-    from .core.provenance import read_recipe
+    from ..core.provenance import read_recipe
 
     try:
         return read_recipe(path).options
@@ -125,8 +125,8 @@ def plan(
     run whole, 2-D images as they are. Raises :class:`BatchError` (a ``ValueError``)
     before any work when the batch cannot run as asked.
     """
-    from .core.options import Options
-    from .core.weights import file_sha256
+    from ..core.options import Options
+    from ..core.vgg import file_sha256
 
     options = dict(options or {})
     stack = options.pop("stack", None)
@@ -135,7 +135,7 @@ def plan(
         raise BatchError(f"threads must be a whole number ≥ 1; got {threads!r}")
     style_sha = checkpoint_sha = None
     if parsed.method == "fast":
-        from .core.fast import CheckpointError
+        from ..core.fast import CheckpointError
 
         if not parsed.checkpoint:
             raise BatchError("--method fast needs --checkpoint MODEL")
@@ -186,7 +186,7 @@ def plan(
 
 def _weights_path(spec: str) -> str:
     """A weights file as an absolute path (``caffe:`` kept); refused now if missing."""
-    from .core.weights import SOURCES, WeightsError
+    from ..core.vgg import SOURCES, WeightsError
 
     spec = spec.strip()
     if spec in SOURCES:
@@ -227,7 +227,7 @@ def options_with_recipe(recipe: str | os.PathLike | None, flags: dict[str, Any])
     """
     if recipe is None:
         return dict(flags)
-    from .core.provenance import Recipe, read_recipe
+    from ..core.provenance import Recipe, read_recipe
 
     try:
         parsed = read_recipe(recipe)
@@ -250,7 +250,7 @@ def execute(
     if not todo:
         yield iter(())
     elif client is not None or scheduler is not None or workers is not None:
-        from ._dask import open_client, run_on_dask
+        from .cluster import open_client, run_on_dask
 
         with contextlib.ExitStack() as stack:
             if client is None:
@@ -261,7 +261,7 @@ def execute(
             finally:
                 results.close()  # cancels what has not run, before the client goes
     else:
-        from .core import devices
+        from ..core import devices
 
         devices.resolve_device(todo[0].options["device"])  # unusable: a usage error
         yield (run_item(job) for job in todo)
@@ -269,13 +269,13 @@ def execute(
 
 def engine_cache_stats() -> dict[str, int]:
     """Loads this process made (cache misses): run with ``client.run`` on Dask workers."""
-    from .core import fast, style_targets, weights
+    from ..core import fast, losses, vgg
 
     return {
         "pid": os.getpid(),
         "checkpoint_loads": fast.read_checkpoint.cache_info().misses,
-        "vgg_loads": weights.read_vgg_file.cache_info().misses,
-        "style_target_builds": style_targets.style_target_builds(),
+        "vgg_loads": vgg.read_vgg_file.cache_info().misses,
+        "style_target_builds": losses.style_target_builds(),
     }
 
 
