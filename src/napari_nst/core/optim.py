@@ -274,7 +274,7 @@ class LevelRun:
         self.render = render
         self.stop_requested = stop_requested
         self.live_weights = live_weights
-        """Shared with the job: a change holds for later levels and planes too."""
+        """Shared with the run: a change holds for later levels and planes too."""
         self.unreported = unreported
         """A change sent on a level's last step, for the next level's first step to report."""
         self.result: torch.Tensor | None = None
