@@ -37,7 +37,7 @@ import torch
 from . import devices, images, losses
 from .images import Rendering, native_size, resize, working_shape
 from .losses import ContentLoss, StyleTransferLoss, blend, targets_for
-from .optim import LevelRun, Pace, Position
+from .optim import LevelRun, LiveWeights, Pace, Position
 from .options import Options
 from .step import Step
 from .vgg import VGG19, VGGFeatures, check_covers, load_vgg19
@@ -112,8 +112,7 @@ class StyleTransfer:
         self.last_iteration = 0
         self._start_images: dict[tuple[int, ...], torch.Tensor] = {}
         self._first_iteration = 0
-        self._live_weights: dict[str, float] = {}
-        self._unreported: dict[str, float] = {}
+        self._live = LiveWeights()
 
     @property
     def style_shape(self) -> tuple[int, int]:
@@ -219,7 +218,7 @@ class StyleTransfer:
                 )  # fmt: skip
                 level_run = LevelRun(
                     opts, (extractor, loss_fn, self.device, self.precision), self.rendering.render,
-                    self._stop.is_set, self._live_weights, self._unreported,
+                    self._stop.is_set, self._live,
                 )  # fmt: skip
                 finished = yield from level_run.steps(
                     upsample(start, level.shape), plane, where, level.iterations
@@ -251,7 +250,7 @@ class StyleTransfer:
             iterations=iterations,
             pyramid="off",
             size=size or self.options.size,
-            **self._live_weights,
+            **self._live.current,
         )
         run = StyleTransfer(content, styles, options, labels)
         run._start_images = dict(self.final_images)
