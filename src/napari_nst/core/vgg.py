@@ -349,13 +349,12 @@ def load_bundled() -> VGG19:
                 f"the one napari-nst knows (SHA-256 {sha256[:12]}…, expected "
                 f"{BUNDLED_SHA256[:12]}…); install {BUNDLED_PACKAGE}=={BUNDLED_VERSION}"
             )
-        stat = path.stat()
-        convs = _dequantised(path, stat.st_mtime_ns, stat.st_size)
+        convs = _dequantised(path)
     return VGG19("bundled", convs, CAFFE_PREPROCESS, str(path), sha256)
 
 
-@functools.lru_cache(maxsize=1)
-def _dequantised(path: Path, mtime_ns: int, size: int) -> Convs:
+@cached_by_file(maxsize=1)
+def _dequantised(path: Path) -> Convs:
     """``table[q]`` per layer: uint8 indices into 256 float centroids, and the bias."""
     try:
         state, _ = read_state_dict(path)
@@ -496,12 +495,11 @@ def check_covers(vgg: VGG19, layers: tuple[str, ...]) -> None:
 
 def file_sha256(path: str) -> str:
     """SHA-256 of a file (VGG19, fast model), for provenance; cached per file version."""
-    stat = Path(path).stat()
-    return _sha256_cached(path, stat.st_mtime_ns, stat.st_size)
+    return _sha256_of(Path(path))
 
 
-@functools.lru_cache(maxsize=8)
-def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
+@cached_by_file(maxsize=8)
+def _sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
