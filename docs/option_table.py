@@ -2,7 +2,7 @@
 
     python docs/option_table.py          # rewrites the part of README.md between the markers
 
-``napari_nst.core.options.TABLE`` describes every option once; ``tests/test_option_table.py``
+``napari_nst.core.options.TABLE`` describes every option once; ``tests/core/test_options.py``
 fails when the README's copy differs, and this script brings it back in line.
 """
 

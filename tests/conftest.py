@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_nst.core.vgg import CONV_INDICES, random_convs
+from tests.helpers import WAIT_MS
 
 
 @pytest.fixture(autouse=True)
@@ -81,14 +81,16 @@ def _no_leftover_threads() -> object:
     assert not leftover, f"test left threads running: {leftover}"
 
 
-WAIT_MS = 60_000
-"""Upper bound for waiting on a widget's run in tests (runs take seconds)."""
+@pytest.fixture
+def viewer(make_napari_viewer):
+    """A napari viewer; the ``widget`` fixture's dock is in this one."""
+    return make_napari_viewer()
 
 
 @pytest.fixture
-def widget(make_napari_viewer, qtbot, content_rgb, style_rgb):
-    """The Style Transfer widget in a viewer with a photo and a painting, set up for speed."""
-    viewer = make_napari_viewer()
+def widget(viewer, qtbot, content_rgb, style_rgb):
+    """The Style Transfer widget in ``viewer`` with a photo and a painting, set up for
+    speed. At the end no run is queued or running."""
     viewer.add_image(content_rgb, name="photo", scale=(0.5, 0.5), translate=(10, -3))
     viewer.add_image(style_rgb, name="painting")
     from qtpy.QtCore import QThreadPool
@@ -104,6 +106,7 @@ def widget(make_napari_viewer, qtbot, content_rgb, style_rgb):
     widget.size.value = 64
     widget.session.preview_interval = 0.0
     yield widget
+    widget.queue.drop_all()  # a failed test leaves no queued run to start at teardown
     if widget.running:
         widget.cancel.clicked.emit()
         qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
@@ -118,18 +121,6 @@ def torch_home(tmp_path, monkeypatch: pytest.MonkeyPatch):
     return home
 
 
-def vgg19_state_dict(seed: int = 0, prefix: str = "features.") -> dict[str, torch.Tensor]:
-    """Seeded random VGG19 weights in torchvision's key layout (tiny classifier stand-in)."""
-    state: dict[str, torch.Tensor] = {}
-    for index, (weight, bias) in random_convs(seed).items():
-        state[f"{prefix}{index}.weight"] = weight
-        state[f"{prefix}{index}.bias"] = bias
-    if prefix == "features.":
-        state["classifier.0.weight"] = torch.zeros(4, 4)
-    assert len(CONV_INDICES) == 16
-    return state
-
-
 @pytest.fixture
 def files(tmp_path, content_rgb, style_rgb):
     """The photo and the painting as PNG files, for the CLI: (content, style, folder)."""
@@ -139,6 +130,15 @@ def files(tmp_path, content_rgb, style_rgb):
     iio.imwrite(content, content_rgb)
     iio.imwrite(style, style_rgb)
     return content, style, tmp_path
+
+
+@pytest.fixture
+def volume() -> np.ndarray:
+    """A uint16 'MRI' of 3 slices, 217 × 181 like a BrainWeb slice, values 0–4000."""
+    z, y, x = np.mgrid[0:3, 0:217, 0:181]
+    head = ((y - 108) / 95.0) ** 2 + ((x - 90) / 80.0) ** 2 < 1
+    texture = 1500 + 1000 * np.sin(x / 6.0 + z) * np.cos(y / 9.0)
+    return np.where(head, texture + 500 * z, 20).astype(np.uint16)
 
 
 @pytest.fixture

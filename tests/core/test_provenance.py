@@ -1,0 +1,115 @@
+"""Provenance (``core/provenance.py``): records replay bit for bit, from Python and
+from records of earlier versions, with their steering.
+
+Records written by napari-nst 0.1 (raw MSE losses, torchvision weights by default,
+512 px default size) replay bit for bit: the result each made is committed beside it
+(``tests/data/records_0.1``, made by the 0.1 code with precision 'auto' as fp32)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_nst.core import iter_stylize, prepare, stylize
+from napari_nst.core.options import PRESETS
+from napari_nst.core.provenance import parse_recipe
+from tests.helpers import CLI_TINY, TINY_SEEDED, steered_run, stylize_logged
+
+
+def test_a_steered_and_continued_run_is_recorded_and_replays_exactly(content_rgb, style_rgb):
+    from napari_nst.core import stylize
+
+    record, result = steered_run(content_rgb, style_rgb)
+    assert record["weight_changes"] == [{"iteration": 3, "style_weight": 3e5, "tv_weight": 0.5}]
+    assert record["continued"] == [{"after": 5, "iterations": 3}]
+    assert record["iteration"] == 8 and len(record["history"]) == 8
+    assert record["status"] == "done"
+    replayed = stylize(content_rgb, style_rgb, recipe=record)
+    assert np.array_equal(replayed, result)
+    plain = dict(record, weight_changes=[], continued=[])
+    assert not np.array_equal(stylize(content_rgb, style_rgb, recipe=plain), result)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"weight_changes": [{"iteration": 2, "lr": 1}]}, "can change"),
+        ({"weight_changes": [{"iteration": "2", "style_weight": 1}]}, "whole numbers"),
+        ({"continued": [{"after": 3}]}, "whole numbers"),
+        ({"continued": "soon"}, "must be a list"),
+    ],
+)
+def test_bad_steering_in_a_recipe_is_refused(content_rgb, style_rgb, entry, message):
+    from napari_nst.core.provenance import RecipeError
+
+    record = {"params": {"iterations": 3, **TINY_SEEDED}, **entry}
+    with pytest.raises(RecipeError, match=message):
+        prepare(content_rgb, style_rgb, recipe=record)
+
+
+RECORDS = Path(__file__).parents[1] / "data" / "records_0.1"
+
+
+@pytest.mark.parametrize("name", sorted(path.stem for path in RECORDS.glob("*.json")))
+def test_a_record_from_before_normalisation_replays_bit_for_bit(name, content_rgb, style_rgb):
+    record = json.loads((RECORDS / f"{name}.json").read_text())
+    expected = np.load(RECORDS / f"{name}.npy")
+    assert "loss_norm" not in record["params"]
+    content = content_rgb if expected.ndim == 3 else content_rgb.mean(-1).astype(np.uint8)
+    np.testing.assert_array_equal(stylize(content, style_rgb, recipe=record), expected)
+
+
+def test_an_old_record_keeps_its_unnormalised_losses_and_the_defaults_of_its_time():
+    record = json.loads((RECORDS / "default_size.json").read_text())
+    options = parse_recipe(record).options
+    assert options["loss_norm"] == "none"
+    assert options["size"] == 512 and options["pyramid"] == "off"
+    assert options["vgg"] == "random"
+    strength = json.loads((RECORDS / "strength_gray_pyramid.json").read_text())
+    options = parse_recipe(strength).options
+    assert "style_strength" not in options
+    assert options["style_weight"] == strength["params"]["style_weight"]
+    # A plain dict of options is not a record: it takes today's defaults.
+    assert "loss_norm" not in parse_recipe({"iterations": 3}).options
+
+
+def test_a_record_whose_strength_meant_another_weight_replays_the_weight(content_rgb, style_rgb):
+    """Strength 1 stood for style weight 10 before the slider's -2…2 became 0.1…10; the
+    record's weight wins, and the result is the one that run made (``records_0.2``)."""
+    folder = RECORDS.parent / "records_0.2"
+    record = json.loads((folder / "strength_log10.json").read_text())
+    assert record["params"]["style_strength"] == 1.0 and record["params"]["style_weight"] == 10
+    options = parse_recipe(record).options
+    assert "style_strength" not in options and options["style_weight"] == 10.0
+    expected = np.load(folder / "strength_log10.npy")
+    np.testing.assert_array_equal(stylize(content_rgb, style_rgb, recipe=record), expected)
+    # A record of today's mapping keeps its strength, for the slider.
+    today = record | {"params": record["params"] | {"style_weight": 10**0.5}}
+    assert parse_recipe(today).options["style_strength"] == 1.0
+
+
+def test_python_replays_a_cli_record_bit_for_bit_in_its_threads(files, content_rgb, style_rgb):
+    threads = torch.get_num_threads()
+    image, record = stylize_logged(files, "cli", "--iterations", "3", "--seed", "3",
+                                    "--style-strength", "0.5", "--init", "noisy", "--threads",
+                                    "1", *CLI_TINY)  # fmt: skip
+    assert record["threads"] == 1 and torch.get_num_threads() == threads
+    assert np.array_equal(stylize(content_rgb, style_rgb, recipe=record), image)
+    *_, last = iter_stylize(content_rgb, style_rgb, recipe=record)
+    assert np.array_equal(last.image, image)
+    assert torch.get_num_threads() == threads  # the recipe's count only while computing
+    # Keywords override the recipe; the rest is the recipe's.
+    options = prepare(content_rgb, style_rgb, recipe=record, iterations=1, tv_weight=2.0).options
+    assert options.iterations == 1 and options.tv_weight == 2.0
+    assert options.seed == 3 and options.init == "noisy" and options.style_strength == 0.5
+    weighted = prepare(content_rgb, style_rgb, recipe=record, style_weight=5.0).options
+    assert weighted.style_weight == 5.0 and weighted.style_strength is None
+    faithful = prepare(content_rgb, style_rgb, recipe=record, preset="faithful").options
+    faithful_weight = PRESETS["faithful"]["style_weight"]
+    assert faithful.style_weight == faithful_weight and faithful.seed == 3  # not the recipe's
+    with pytest.raises(ValueError, match=r"unknown option\(s\) 'colour'"):
+        prepare(content_rgb, style_rgb, recipe={"colour": "red"})
