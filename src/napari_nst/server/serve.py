@@ -35,21 +35,11 @@ def serve(
     from .app import create_app
     from .service import Service
 
-    loopback = is_loopback(host)
-    if token is None and not loopback:
-        token = new_token()
-    policy = Policy(loopback, token, max_upload, origins=frozenset(origins))
+    policy = make_policy(host, token, max_upload, origins)
     service = Service(data or default_data(), policy, threads)
     listener = _bind(host, port)
-    bound = listener.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    if not loopback:
-        print(f"napari-nst: {exposure_warning(host, bound)}", file=out)
-    print(
-        f"napari-nst: serving on http://{shown}:{bound} (jobs in {service.store.data})", file=out
-    )
-    if token is not None:
-        print(f"napari-nst: token: {token}  (send it as the header X-NST-Token)", file=out)
+    for line in announce(host, listener.getsockname()[1], policy, service.store.data):
+        print(f"napari-nst: {line}", file=out)
     out.flush()
     config = uvicorn.Config(
         create_app(service), log_level="warning", ws="websockets-sansio",
@@ -57,6 +47,26 @@ def serve(
     )  # fmt: skip
     uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+def make_policy(
+    host: str, token: str | None, max_upload: int = DEFAULT_MAX_UPLOAD, origins: tuple = ()
+) -> Policy:
+    """Loopback needs nothing; any other address needs a token (one is made up)."""
+    loopback = is_loopback(host)
+    if token is None and not loopback:
+        token = new_token()
+    return Policy(loopback, token, max_upload, origins=frozenset(origins))
+
+
+def announce(host: str, port: int, policy: Policy, data: Path) -> list[str]:
+    """What ``serve`` prints at start: the warning beyond loopback, the address, the token."""
+    shown = f"[{host}]" if ":" in host else host
+    lines = [] if policy.loopback else [exposure_warning(host, port)]
+    lines.append(f"serving on http://{shown}:{port} (jobs in {data})")
+    if policy.token is not None:
+        lines.append(f"token: {policy.token}  (send it as the header X-NST-Token)")
+    return lines
 
 
 def _bind(host: str, port: int) -> socket.socket:
