@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -106,11 +107,12 @@ class ServerProcess:
         self.process.wait(DEADLINE)
         self.process.stderr.close()
 
-    def stop(self) -> int:
+    def stop(self) -> bool:
+        """SIGTERM; whether the server shut down cleanly (uvicorn re-raises the signal)."""
         self.process.terminate()
         code = self.process.wait(DEADLINE)
         self.process.stderr.close()
-        return code
+        return code in (0, -signal.SIGTERM)
 
 
 def http(url: str, data: bytes | None = None, headers: dict | None = None) -> Any:

@@ -14,8 +14,9 @@ from napari_nst.server.service import Upload
 from .conftest import BASE, TINY, decode, form, png, wait_finished
 
 
-def test_a_job_gives_the_image_stylize_gives_bit_for_bit(client, service, images, content_rgb,
-                                                          style_rgb):  # fmt: skip
+def test_a_job_gives_the_image_stylize_gives_bit_for_bit(
+    client, service, images, content_rgb, style_rgb
+):
     answer = client.post("/jobs", files=images, data=form())
     assert answer.status_code == 201
     job = answer.json()

@@ -139,19 +139,20 @@ def test_beyond_loopback_a_token_is_made_up_and_a_warning_printed(tmp_path):
     assert not any("WARNING" in line for line in announce("127.0.0.1", 1, local, tmp_path))
 
 
-def test_a_model_in_the_models_folder_may_be_used_and_nothing_outside(client, service, images,
-                                                                      tmp_path):  # fmt: skip
+def test_a_model_in_the_models_folder_may_be_used_and_nothing_outside(
+    client, service, images, tmp_path
+):
     shipped = resources.files("napari_nst") / "samples" / "starry_night.pth"
     shutil.copyfile(str(shipped), service.store.models / "starry.pth")
     outside = tmp_path / "outside.pth"
     shutil.copyfile(str(shipped), outside)
     (service.store.models / "link.pth").symlink_to(outside)
     fast = {"method": "fast", "device": "cpu"}
-    linked = client.post("/jobs", files={"content": images["content"]},
-                         data=form(fast | {"checkpoint": "link.pth"}))  # fmt: skip
+    only_content = {"content": images["content"]}
+    linked = client.post("/jobs", files=only_content, data=form(fast | {"checkpoint": "link.pth"}))
     assert "outside" in _one_line_4xx(linked, 400)
-    job = client.post("/jobs", files={"content": images["content"]},
-                      data=form(fast | {"checkpoint": "starry.pth"})).json()  # fmt: skip
+    model = form(fast | {"checkpoint": "starry.pth"})
+    job = client.post("/jobs", files=only_content, data=model).json()
     wait_finished(service, [job["id"]])
     record = client.get(f"/jobs/{job['id']}/record").json()
     assert record["status"] == "done"
