@@ -54,6 +54,7 @@ def test_a_restarted_server_resumes_its_queue_and_serves_finished_results(tmp_pa
     assert jobs[killed_once.id].status == jobs[queued.id].status == "done"
     assert again.store.record(jobs[killed_once.id])["server"]["attempt"] == 2
     assert again.store.result(jobs[done.id]).read_bytes() == result
+    assert again.store.describe(jobs[done.id])["iteration"] == 2
 
 
 def test_a_job_running_when_the_server_stops_runs_again_at_the_next_start(tmp_path, images):

@@ -322,6 +322,10 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError("--threads must be at least 1")
     if args.max_upload <= 0:
         raise UsageError("--max-upload must be greater than 0")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.stdio and (args.workers or args.scheduler):
+        raise UsageError("--stdio runs jobs in this process (no --workers or --scheduler)")
     if args.stdio:
         from ..server.stdio import serve_stdio
 
@@ -330,7 +334,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     return serve(
         args.host, args.port, args.data, args.token, int(args.max_upload * 2**20),
-        args.threads, tuple(args.allow_origin),
+        args.threads, tuple(args.allow_origin), args.scheduler, args.workers,
     )  # fmt: skip
 
 

@@ -179,6 +179,9 @@ def add_serve_parser(commands: Any) -> None:
         "--allow-origin", action="append", default=[], metavar="ORIGIN",
         help="a web page origin allowed to call the server (scheme://host:port); repeatable",
     )  # fmt: skip
+    where = serve.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="run the jobs on N local Dask workers")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="run the jobs on this Dask cluster")
     serve.add_argument(
         "--stdio", action="store_true",
         help="read jobs as JSON lines on stdin (content, style, output paths, options) and "

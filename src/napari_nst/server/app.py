@@ -175,7 +175,7 @@ async def _stream(
         for job in jobs:
             await socket.send_json({"event": "status", **service.store.describe(job)})
         if until_finished and jobs[0].status in FINISHED:
-            await socket.send_json(_final(service, jobs[0]))
+            await socket.send_json(_final(jobs[0]))
             await socket.close()
             return
         closed = asyncio.ensure_future(_closed(socket))
@@ -198,7 +198,7 @@ async def _stream(
             closed.cancel()
 
 
-def _final(service: Service, job: Any) -> dict[str, Any]:
+def _final(job: Any) -> dict[str, Any]:
     return {"event": job.status, "id": job.id, "message": job.message}
 
 

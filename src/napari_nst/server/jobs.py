@@ -23,7 +23,6 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +56,8 @@ class Job:
     attempts: int = 0
     live: dict[str, Any] = field(default_factory=dict)
     """Progress of a running job (iteration, total, losses, …); not written to disk."""
+    cancel_requested: bool = False
+    """Its client cancelled it while it was being started (seen by the runner)."""
 
     SUBMISSION = (
         "id", "fingerprint", "options", "recipe", "content", "styles", "labels", "client",
@@ -290,6 +291,10 @@ class JobStore:
     def _add_recovered(self, job: Job) -> None:
         self.jobs[job.id] = job
         self.by_fingerprint.setdefault(job.fingerprint, job.id)
+        if job.status in FINISHED:  # where it ended, as GET /jobs/ID said before
+            record = self.record(job) or {}
+            job.live = {key: record[key] for key in ("iteration", "losses") if key in record}
+            return
         if job.status != "running":
             if job.status == "queued":
                 self.queues.setdefault(job.device, deque()).append(job.id)
@@ -304,6 +309,3 @@ class JobStore:
         else:
             self.set_status(job, "queued", "the server stopped while running it; queued again")
             self.queues.setdefault(job.device, deque()).append(job.id)
-
-    def __iter__(self) -> Iterator[Job]:
-        return iter(self.all())

@@ -184,12 +184,12 @@ class Runner:
         self._thread.start()
         return self
 
-    def cancel(self, job: Job) -> bool:
+    def cancel(self, job: Job) -> None:
+        """Stop ``job`` if it is this runner's (now, or as soon as it starts)."""
         with self._lock:
-            if self.current is None or self.current[0] is not job:
-                return False
-            self.current[1].stop()
-            return True
+            job.cancel_requested = True
+            if self.current is not None and self.current[0] is job:
+                self.current[1].stop()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop taking jobs; the running one goes back to the queue for the next start."""
@@ -204,6 +204,8 @@ class Runner:
             control = Control()
             with self._lock:
                 self.current = (job, control)
+                if job.cancel_requested:  # cancelled between the queue and here
+                    control.stop()
             try:
                 self._run(job, control)
             finally:

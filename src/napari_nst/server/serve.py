@@ -27,16 +27,41 @@ def serve(
     max_upload: int = DEFAULT_MAX_UPLOAD,
     threads: int | None = None,
     origins: tuple[str, ...] = (),
+    scheduler: str | None = None,
+    workers: int | None = None,
     out: Any = sys.stderr,
 ) -> int:
-    """Serve until interrupted (Ctrl-C or SIGTERM: the running job is queued again)."""
+    """Serve until interrupted (Ctrl-C or SIGTERM: the running job is queued again).
+
+    ``scheduler`` (a Dask scheduler's address) or ``workers`` (local Dask worker
+    processes) run the jobs on that cluster instead of in this process.
+    """
+    if scheduler is None and workers is None:
+        return _serve(host, port, data, token, max_upload, threads, origins, None, out)
+    from ..batch.cluster import open_client
+
+    with open_client(scheduler, workers) as client:
+        return _serve(host, port, data, token, max_upload, threads, origins, client, out)
+
+
+def _serve(
+    host: str,
+    port: int,
+    data: str | Path | None,
+    token: str | None,
+    max_upload: int,
+    threads: int | None,
+    origins: tuple[str, ...],
+    client: Any,
+    out: Any,
+) -> int:
     import uvicorn
 
     from .app import create_app
     from .service import Service
 
     policy = make_policy(host, token, max_upload, origins)
-    service = Service(data or default_data(), policy, threads)
+    service = Service(data or default_data(), policy, threads, dask_client=client)
     listener = _bind(host, port)
     for line in announce(host, listener.getsockname()[1], policy, service.store.data):
         print(f"napari-nst: {line}", file=out)

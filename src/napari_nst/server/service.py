@@ -47,12 +47,15 @@ class Service:
         policy: Policy | None = None,
         threads: int | None = None,
         preview_interval: float = PREVIEW_INTERVAL,
+        dask_client: Any = None,
     ) -> None:
+        """``dask_client``: run the jobs on that cluster (see :mod:`.on_dask`)."""
         self.store = JobStore(data)
+        self.dask_client = dask_client
         self.policy = policy or Policy()
         self.hub = Hub()
         self.threads, self.preview_interval = threads, preview_interval
-        self.runners: dict[str, Runner] = {}
+        self.runners: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._started = False
 
@@ -74,9 +77,18 @@ class Service:
             runner.stop()
 
     def _runner(self, device: str) -> None:
-        if self._started and device not in self.runners:
-            runner = Runner(self.store, self.hub, device, self.threads, self.preview_interval)
-            self.runners[device] = runner.start()
+        if not self._started or device in self.runners:
+            return
+        if self.dask_client is not None:
+            from .on_dask import DEVICE, DaskRunner
+
+            if device == DEVICE:
+                self.runners[device] = DaskRunner(
+                    self.store, self.hub, self.dask_client, self.threads
+                ).start()
+            return  # queued here before the server ran on a cluster: waits for that
+        runner = Runner(self.store, self.hub, device, self.threads, self.preview_interval)
+        self.runners[device] = runner.start()
 
     # -- submitting -------------------------------------------------------------------
     def submit(
@@ -98,13 +110,15 @@ class Service:
         if job_id is not None:
             check_job_id(job_id)
         merged, recipe = self._options(options, recipe)
-        device = _device(merged)
+        device = _device(merged) if self.dask_client is None else "dask"
+        if self.dask_client is not None and (len(styles) > 1 or labels is not None):
+            raise Refused(400, "on a Dask cluster a job takes one style image and no labels")
         if len(styles) > MAX_STYLES:
             raise Refused(400, f"at most {MAX_STYLES} style images")
         suffix = _suffix(content, "content")
         uploads = [("content", content), *(("style", s) for s in styles)]
         uploads += [("labels", labels)] if labels is not None else []
-        names = {"content": f"content{suffix}"}
+        content_name = f"content{suffix}"
         print_ = fingerprint(
             merged, recipe, [(f"{role}{_suffix(u, role)}", u.data) for role, u in uploads]
         )
@@ -113,7 +127,7 @@ class Service:
             return Accepted(existing, False, None)
         staged = self.store.stage()
         try:
-            paths = {"content": _save(staged, names["content"], content)}
+            content_path = _save(staged, content_name, content)
             style_names = []
             for index, style in enumerate(styles):
                 style_names.append(f"style-{index}{_suffix(style, 'style')}")
@@ -122,15 +136,14 @@ class Service:
             if labels is not None:
                 label_name = f"labels{_suffix(labels, 'labels')}"
                 _save(staged, label_name, labels)
-            self._validate(staged, paths["content"], style_names, label_name, merged, recipe)
-            key = key or None
-            made = new_token() if key is None else None
+            self._validate(staged, content_path, style_names, label_name, merged, recipe)
+            made = new_token() if not key else None
             job = Job(
                 id=job_id or self.store.new_id(print_),
                 fingerprint=print_,
                 options=merged,
                 recipe=recipe,
-                content=names["content"],
+                content=content_name,
                 styles=style_names,
                 labels=label_name,
                 client=digest(key or made or ""),
@@ -224,9 +237,10 @@ class Service:
         if job.status in FINISHED:
             raise Refused(409, f"job {job_id} is already {job.status}")
         if not self.store.cancel_queued(job):
+            job.cancel_requested = True  # a runner taking it right now sees this
             runner = self.runners.get(job.device)
-            if runner is None or not runner.cancel(job):  # it finished meanwhile
-                return job
+            if runner is not None:
+                runner.cancel(job)
         else:
             self.hub.publish(
                 {"event": "cancelled", "id": job.id, "message": job.message}, job.client
