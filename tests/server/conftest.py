@@ -57,8 +57,9 @@ def service(tmp_path):
 
 
 @pytest.fixture
-def client(service) -> Iterator[Any]:
-    """The app on the service, its runners running (the app's lifespan)."""
+def api(service) -> Iterator[Any]:
+    """The app on the service, its runners running (the app's lifespan); not named
+    ``client``, which tests/conftest.py takes for a Dask client (and marks slow)."""
     from fastapi.testclient import TestClient
 
     from napari_nst.server.app import create_app

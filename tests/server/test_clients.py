@@ -122,3 +122,29 @@ def test_napari_nst_serve_stdio_in_a_process_and_no_fastapi_for_other_commands(f
     check += "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert loaded.stdout.strip() == "[]", loaded.stderr
+
+
+def test_stdio_cancels_the_jobs_it_is_told_to(files, tmp_path):
+    content, style, _ = files
+    paths = {"content": str(content), "style": str(style)}
+    lines = [
+        json.dumps(
+            paths
+            | {
+                "output": str(tmp_path / "long.png"),
+                "id": "long",
+                "options": TINY | {"iterations": 400},
+            }
+        ),
+        json.dumps(paths | {"output": str(tmp_path / "next.png"), "id": "next", "options": TINY}),
+        json.dumps({"cancel": "next"}),
+        json.dumps({"cancel": "long"}),
+        json.dumps({"cancel": "nobody"}),
+    ]
+    out = io.StringIO()
+    code = serve_stdio(io.StringIO("\n".join(lines) + "\n"), out, tmp_path / "data")
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    ends = {e["id"]: e for e in events if e["event"] in ("done", "failed", "cancelled")}
+    assert ends["next"]["event"] == ends["long"]["event"] == "cancelled"
+    assert [e["line"] for e in events if e["event"] == "error"] == [5]
+    assert code == 1 and not (tmp_path / "next.png").exists()

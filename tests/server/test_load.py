@@ -17,7 +17,7 @@ CLIENTS, JOBS = 5, 4
 
 @pytest.mark.slow
 def test_many_clients_many_jobs_none_lost_none_duplicated_all_exact(
-    client, service, images, content_rgb, style_rgb
+    api, service, images, content_rgb, style_rgb
 ):
     accepted: dict[int, list[dict]] = {}
     refused: list[int] = []
@@ -34,10 +34,10 @@ def test_many_clients_many_jobs_none_lost_none_duplicated_all_exact(
                     "content_weight": 1 + (number * JOBS + job) / 100,
                     "iterations": 1,
                 }
-                answer = client.post("/jobs", files=images, data=form(options), headers=key)
+                answer = api.post("/jobs", files=images, data=form(options), headers=key)
                 assert answer.status_code == 201, answer.text
                 mine.append(answer.json())
-            again = client.post("/jobs", files=images, data=form(options), headers=key)
+            again = api.post("/jobs", files=images, data=form(options), headers=key)
             assert again.status_code == 200 and again.json()["id"] == mine[-1]["id"]
             accepted[number] = mine
         except BaseException as exc:
@@ -45,7 +45,7 @@ def test_many_clients_many_jobs_none_lost_none_duplicated_all_exact(
         try:
             ready.wait(60)  # every client has submitted: try to cancel the neighbour's job
             target = accepted[(number + 1) % CLIENTS][0]["id"]
-            refused.append(client.post(f"/jobs/{target}/cancel", headers=key).status_code)
+            refused.append(api.post(f"/jobs/{target}/cancel", headers=key).status_code)
         except BaseException as exc:
             failures.append(exc)
 
@@ -60,11 +60,11 @@ def test_many_clients_many_jobs_none_lost_none_duplicated_all_exact(
     ids = [job["id"] for jobs in accepted.values() for job in jobs]
     assert len(ids) == len(set(ids)) == CLIENTS * JOBS
     wait_finished(service, ids, timeout=600)
-    listed = client.get("/jobs").json()["jobs"]
+    listed = api.get("/jobs").json()["jobs"]
     assert sorted(job["id"] for job in listed) == sorted(ids)
     assert {job["status"] for job in listed} == {"done"}
     for number, jobs in accepted.items():
         for index, job in enumerate(jobs):
             options = TINY | {"content_weight": 1 + (number * JOBS + index) / 100, "iterations": 1}
-            image = decode(client.get(f"/jobs/{job['id']}/result").content)
+            image = decode(api.get(f"/jobs/{job['id']}/result").content)
             assert np.array_equal(image, stylize(content_rgb, style_rgb, **options)), job["id"]

@@ -41,36 +41,36 @@ BAD_OPTIONS = [
 
 
 @pytest.mark.parametrize(("options", "says"), BAD_OPTIONS)
-def test_bad_options_get_a_400_that_says_why(client, images, options, says):
-    detail = _one_line_4xx(client.post("/jobs", files=images, data={"options": options}), 400)
+def test_bad_options_get_a_400_that_says_why(api, images, options, says):
+    detail = _one_line_4xx(api.post("/jobs", files=images, data={"options": options}), 400)
     assert says in detail
 
 
-def test_malformed_requests_get_one_line_4xx_and_the_server_keeps_serving(client, service, images):
+def test_malformed_requests_get_one_line_4xx_and_the_server_keeps_serving(api, service, images):
     content, style = images["content"], images["style"]
     not_png, exe = ("a.png", b"not a png", "image/png"), ("a.exe", content[1])
     cases = [
-        (client.post("/jobs", content=b"garbage", headers={"content-type": "text/plain"}), 400),
-        (client.post("/jobs", data=form()), 400),  # no content file
-        (client.post("/jobs", files={"content": not_png, "style": style}, data=form()), 400),
-        (client.post("/jobs", files={"content": exe, "style": style}, data=form()), 400),
-        (client.post("/jobs", files={"content": content}, data=form()), 400),  # no style
-        (client.post("/jobs", files=images, data=form(id="../escape")), 400),
-        (client.post("/jobs", files=images, data=form(id="a/b")), 400),
-        (client.post("/jobs", files={"content": content, "options": ("o.json", b"{}")}), 400),
-        (client.get("/jobs/nope"), 404),
-        (client.get("/jobs/nope/result"), 404),
-        (client.post("/jobs/nope/cancel", headers={"X-NST-Key": "k"}), 404),
+        (api.post("/jobs", content=b"garbage", headers={"content-type": "text/plain"}), 400),
+        (api.post("/jobs", data=form()), 400),  # no content file
+        (api.post("/jobs", files={"content": not_png, "style": style}, data=form()), 400),
+        (api.post("/jobs", files={"content": exe, "style": style}, data=form()), 400),
+        (api.post("/jobs", files={"content": content}, data=form()), 400),  # no style
+        (api.post("/jobs", files=images, data=form(id="../escape")), 400),
+        (api.post("/jobs", files=images, data=form(id="a/b")), 400),
+        (api.post("/jobs", files={"content": content, "options": ("o.json", b"{}")}), 400),
+        (api.get("/jobs/nope"), 404),
+        (api.get("/jobs/nope/result"), 404),
+        (api.post("/jobs/nope/cancel", headers={"X-NST-Key": "k"}), 404),
     ]
     for answer, code in cases:
         _one_line_4xx(answer, code)
     assert list((service.store.data / "incoming").iterdir()) == []  # nothing left staged
     assert service.store.all() == []
 
-    job = client.post("/jobs", files=images, data=form()).json()
-    assert client.get(f"/jobs/{job['id']}/record").status_code in (409, 200)
+    job = api.post("/jobs", files=images, data=form()).json()
+    assert api.get(f"/jobs/{job['id']}/record").status_code in (409, 200)
     wait_finished(service, [job["id"]])
-    assert client.get(f"/jobs/{job['id']}").json()["status"] == "done"
+    assert api.get(f"/jobs/{job['id']}").json()["status"] == "done"
 
 
 def test_uploads_over_the_limit_get_413(tmp_path, images):
@@ -80,31 +80,31 @@ def test_uploads_over_the_limit_get_413(tmp_path, images):
     from napari_nst.server.service import Service
 
     service = Service(tmp_path / "data", Policy(max_upload=4096, max_pixels=1000))
-    with TestClient(create_app(service), base_url=BASE) as client:
+    with TestClient(create_app(service), base_url=BASE) as api:
         huge = {"content": ("big.png", b"\0" * 5000, "image/png")}
-        assert "limit" in _one_line_4xx(client.post("/jobs", files=huge, data=form()), 413)
+        assert "limit" in _one_line_4xx(api.post("/jobs", files=huge, data=form()), 413)
 
         def chunks():
             for _ in range(10):
                 yield b"x" * 1000
 
-        streamed = client.post("/jobs", content=chunks(), headers={"content-type": "a/b"})
+        streamed = api.post("/jobs", content=chunks(), headers={"content-type": "a/b"})
         _one_line_4xx(streamed, 413)
         # small file, too many pixels once decoded (48 x 64 x 3 > 1000)
-        assert "limit" in _one_line_4xx(client.post("/jobs", files=images, data=form()), 413)
-        assert client.get("/").status_code == 200
+        assert "limit" in _one_line_4xx(api.post("/jobs", files=images, data=form()), 413)
+        assert api.get("/").status_code == 200
 
 
-def test_foreign_origins_and_hosts_are_refused(client):
-    assert client.get("/jobs", headers={"Origin": "http://127.0.0.1:8765"}).status_code == 200
+def test_foreign_origins_and_hosts_are_refused(api):
+    assert api.get("/jobs", headers={"Origin": "http://127.0.0.1:8765"}).status_code == 200
     for origin in ("http://evil.example", "null", "http://127.0.0.1:9999", "file://"):
-        _one_line_4xx(client.get("/jobs", headers={"Origin": origin}), 403)
-    _one_line_4xx(client.get("/jobs", headers={"Host": "rebound.example:8765"}), 403)
+        _one_line_4xx(api.get("/jobs", headers={"Origin": origin}), 403)
+    _one_line_4xx(api.get("/jobs", headers={"Host": "rebound.example:8765"}), 403)
     from starlette.websockets import WebSocketDisconnect
 
     with (
         pytest.raises(WebSocketDisconnect),
-        client.websocket_connect("ws://127.0.0.1:8765/events", headers={"Origin": "http://x.y"}),
+        api.websocket_connect("ws://127.0.0.1:8765/events", headers={"Origin": "http://x.y"}),
     ):
         pass
 
@@ -116,13 +116,13 @@ def test_a_token_is_needed_where_the_server_has_one(tmp_path, images):
     from napari_nst.server.service import Service
 
     service = Service(tmp_path / "data", Policy(loopback=False, token="s3cret"))
-    with TestClient(create_app(service), base_url="http://192.0.2.1:8765") as client:
-        _one_line_4xx(client.get("/jobs"), 401)
-        _one_line_4xx(client.get("/jobs", headers={"X-NST-Token": "wrong"}), 401)
-        assert client.get("/jobs", headers={"X-NST-Token": "s3cret"}).status_code == 200
-        assert client.get("/jobs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    with TestClient(create_app(service), base_url="http://192.0.2.1:8765") as api:
+        _one_line_4xx(api.get("/jobs"), 401)
+        _one_line_4xx(api.get("/jobs", headers={"X-NST-Token": "wrong"}), 401)
+        assert api.get("/jobs", headers={"X-NST-Token": "s3cret"}).status_code == 200
+        assert api.get("/jobs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         url = "ws://192.0.2.1:8765/events?token=s3cret"
-        with client.websocket_connect(url) as socket:
+        with api.websocket_connect(url) as socket:
             socket.close()
 
 
@@ -140,7 +140,7 @@ def test_beyond_loopback_a_token_is_made_up_and_a_warning_printed(tmp_path):
 
 
 def test_a_model_in_the_models_folder_may_be_used_and_nothing_outside(
-    client, service, images, tmp_path
+    api, service, images, tmp_path
 ):
     shipped = resources.files("napari_nst") / "samples" / "starry_night.pth"
     shutil.copyfile(str(shipped), service.store.models / "starry.pth")
@@ -149,11 +149,11 @@ def test_a_model_in_the_models_folder_may_be_used_and_nothing_outside(
     (service.store.models / "link.pth").symlink_to(outside)
     fast = {"method": "fast", "device": "cpu"}
     only_content = {"content": images["content"]}
-    linked = client.post("/jobs", files=only_content, data=form(fast | {"checkpoint": "link.pth"}))
+    linked = api.post("/jobs", files=only_content, data=form(fast | {"checkpoint": "link.pth"}))
     assert "outside" in _one_line_4xx(linked, 400)
     model = form(fast | {"checkpoint": "starry.pth"})
-    job = client.post("/jobs", files=only_content, data=model).json()
+    job = api.post("/jobs", files=only_content, data=model).json()
     wait_finished(service, [job["id"]])
-    record = client.get(f"/jobs/{job['id']}/record").json()
+    record = api.get(f"/jobs/{job['id']}/record").json()
     assert record["status"] == "done"
     assert record["params"]["checkpoint"] == str(service.store.models / "starry.pth")

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,11 @@ class JobStore:
             known = self.by_fingerprint.get(print_)
             return self.jobs[known] if known is not None else None
 
-    def commit(self, staged: Path, job: Job) -> tuple[Job, bool]:
-        """Make a staged submission a job (``job.json``, then one rename) and queue it.
+    def commit(
+        self, staged: Path, job: Job, announce: Callable[[Job], None] = lambda job: None
+    ) -> tuple[Job, bool]:
+        """Make a staged submission a job (``job.json``, then one rename) and queue it;
+        ``announce(job)`` is called before any runner can take it.
 
         Returns the job and whether it is new; a concurrent identical submission that
         got there first is returned instead (and ``staged`` removed).
@@ -146,6 +150,7 @@ class JobStore:
             write_json(staged / "job.json", job.submission())
             staged.rename(self.jobs_dir / job.id)
             self._add(job)
+            announce(job)
             return job, True
 
     def new_id(self, print_: str) -> str:

@@ -152,7 +152,7 @@ class Service:
                 front=front,
             )
             try:
-                job, new = self.store.commit(staged, job)
+                job, new = self.store.commit(staged, job, self._queued)
             except KeyError:
                 raise Refused(409, f"job id {job_id!r} is taken by another submission") from None
         except BaseException:
@@ -161,10 +161,11 @@ class Service:
         if new:
             with self._lock:
                 self._runner(job.device)
-            self.hub.publish(
-                {"event": "queued", "id": job.id, "position": self.store.position(job)}, job.client
-            )
         return Accepted(job, new, made if new else None)
+
+    def _queued(self, job: Job) -> None:
+        event = {"event": "queued", "id": job.id, "position": self.store.position(job)}
+        self.hub.publish(event, job.client)
 
     def _existing(self, job_id: str | None, print_: str) -> Job | None:
         try:
