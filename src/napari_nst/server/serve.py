@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 from pathlib import Path
@@ -70,7 +71,9 @@ def _serve(
         create_app(service), log_level="warning", ws="websockets-sansio",
         timeout_graceful_shutdown=5,
     )  # fmt: skip
-    uvicorn.Server(config).run(sockets=[listener])
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn stops cleanly, then passes it on
+        uvicorn.Server(config).run(sockets=[listener])
+    print("napari-nst: stopped; queued jobs wait in the data folder", file=out)
     return 0
 
 
