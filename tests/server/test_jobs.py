@@ -98,6 +98,10 @@ def test_only_the_submitter_can_cancel_a_queued_job(api, service, images):
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert api.post(f"/jobs/{queued['id']}/cancel", headers=owner).status_code == 409
     assert api.get(f"/jobs/{queued['id']}/result").status_code == 409
+    rerun = api.post("/jobs", files=images, data=form(), headers=owner)  # runs it again
+    assert rerun.status_code == 201 and rerun.json()["id"] != queued["id"]
+    same_id = api.post("/jobs", files=images, data=form(id=queued["id"]), headers=owner)
+    assert same_id.status_code == 200 and same_id.json()["status"] == "cancelled"
 
     running = api.post(f"/jobs/{job.json()['id']}/cancel", headers=owner).json()
     assert running["status"] == "cancelled" and running["iteration"] < 400

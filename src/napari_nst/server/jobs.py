@@ -32,6 +32,8 @@ from ..core.files import write_json
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
+RETRIED = ("failed", "cancelled")
+"""Jobs that the same options and inputs, submitted again (under another id), run again."""
 MAX_ATTEMPTS = 2
 """Runs of one job that may be cut short by the server dying before it is failed."""
 
@@ -115,7 +117,8 @@ class JobStore:
         return folder
 
     def find(self, job_id: str | None, print_: str) -> Job | None:
-        """The job this submission repeats (same id or same fingerprint), if any.
+        """The job this submission repeats (same id, or same fingerprint unless that job
+        failed or was cancelled: submitting it again runs it again), if any.
 
         Raises ``KeyError`` when ``job_id`` is taken by a different submission.
         """
@@ -124,8 +127,8 @@ class JobStore:
                 if self.jobs[job_id].fingerprint != print_:
                     raise KeyError(job_id)
                 return self.jobs[job_id]
-            known = self.by_fingerprint.get(print_)
-            return self.jobs[known] if known is not None else None
+            known = self.jobs.get(self.by_fingerprint.get(print_, ""))
+            return known if known is not None and known.status not in RETRIED else None
 
     def commit(
         self, staged: Path, job: Job, announce: Callable[[Job], None] = lambda job: None
@@ -260,11 +263,17 @@ class JobStore:
     # -- inside -------------------------------------------------------------------
     def _add(self, job: Job) -> None:
         self.jobs[job.id] = job
-        self.by_fingerprint.setdefault(job.fingerprint, job.id)
+        self._index(job)
         if job.status == "queued":
             queue = self.queues.setdefault(job.device, deque())
             (queue.appendleft if job.front else queue.append)(job.id)
         self.changed.notify_all()
+
+    def _index(self, job: Job) -> None:
+        """The fingerprint names the job a repeated submission gets back."""
+        known = self.jobs.get(self.by_fingerprint.get(job.fingerprint, ""))
+        if known is None or known is job or known.status in RETRIED:
+            self.by_fingerprint[job.fingerprint] = job.id
 
     def _next_seq(self) -> int:
         return max((job.seq for job in self.jobs.values()), default=0) + 1
@@ -295,7 +304,7 @@ class JobStore:
 
     def _add_recovered(self, job: Job) -> None:
         self.jobs[job.id] = job
-        self.by_fingerprint.setdefault(job.fingerprint, job.id)
+        self._index(job)
         if job.status in FINISHED:  # where it ended, as GET /jobs/ID said before
             record = self.record(job) or {}
             job.live = {key: record[key] for key in ("iteration", "losses") if key in record}
