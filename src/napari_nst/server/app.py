@@ -62,8 +62,10 @@ def create_app(service: Service) -> Any:
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, 500)
 
+    # Status routes answer in the event loop (memory only, no waiting); file routes in
+    # the thread pool.
     @app.get("/")
-    def about() -> dict[str, Any]:
+    async def about() -> dict[str, Any]:
         from .. import __version__
 
         jobs = service.store.all()
@@ -99,11 +101,11 @@ def create_app(service: Service) -> Any:
         return JSONResponse(body, status_code=201 if accepted.new else 200)
 
     @app.get("/jobs")
-    def jobs() -> dict[str, Any]:
+    async def jobs() -> dict[str, Any]:
         return {"jobs": [service.store.describe(job) for job in service.store.all()]}
 
     @app.get("/jobs/{job_id}")
-    def job(job_id: str) -> dict[str, Any]:
+    async def job(job_id: str) -> dict[str, Any]:
         return service.store.describe(service.job(job_id))
 
     @app.get("/jobs/{job_id}/result")
