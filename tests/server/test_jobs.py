@@ -93,7 +93,7 @@ def test_only_the_submitter_can_cancel_a_queued_job(api, service, images):
 
     assert api.post(f"/jobs/{queued['id']}/cancel").status_code == 403
     other = api.post(f"/jobs/{queued['id']}/cancel", headers={"X-NST-Key": "guess"})
-    assert other.status_code == 403 and "only the client" in other.json()["detail"]
+    assert other.status_code == 403 and "only the client that submitted" in other.json()["detail"]
     cancelled = api.post(f"/jobs/{queued['id']}/cancel", headers=owner)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert api.post(f"/jobs/{queued['id']}/cancel", headers=owner).status_code == 409
@@ -195,3 +195,20 @@ def test_a_clients_stream_carries_its_jobs_only(api, service, images):
     assert {event["id"] for event in events} == {job["id"]}
     assert [e["event"] for e in events][:2] == ["queued", "started"]
     wait_finished(service, [other.json()["id"]])
+
+
+def test_a_finished_job_is_deleted_by_its_submitter_only(api, service, images):
+    owner = {"X-NST-Key": "owner-secret"}
+    job = api.post("/jobs", files=images, data=form(), headers=owner).json()
+    wait_finished(service, [job["id"]])
+    folder = service.store.folder(service.store.jobs[job["id"]])
+    assert api.delete(f"/jobs/{job['id']}", headers={"X-NST-Key": "guess"}).status_code == 403
+    assert api.delete(f"/jobs/{job['id']}", headers=owner).json()["deleted"]
+    assert api.get(f"/jobs/{job['id']}").status_code == 404
+    assert not folder.exists() and list(service.store.incoming.iterdir()) == []
+    again = api.post("/jobs", files=images, data=form(), headers=owner)
+    assert again.status_code == 201  # its inputs are a new job now
+
+    running = api.post("/jobs", files=images, data=form(TINY | {"iterations": 400}), headers=owner)
+    answer = api.delete(f"/jobs/{running.json()['id']}", headers=owner)
+    assert answer.status_code == 409 and "cancel it first" in answer.json()["detail"]

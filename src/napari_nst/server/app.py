@@ -133,6 +133,11 @@ def create_app(service: Service) -> Any:
         found = await run_in_threadpool(service.cancel, job_id, key)
         return service.store.describe(found)
 
+    @app.delete("/jobs/{job_id}")
+    async def delete(job_id: str, request: Request) -> dict[str, Any]:
+        await run_in_threadpool(service.delete, job_id, request.headers.get(KEY_HEADER))
+        return {"id": job_id, "deleted": True}
+
     @app.websocket("/jobs/{job_id}/events")
     async def job_events(socket: WebSocket, job_id: str) -> None:
         found = service.store.get(job_id)

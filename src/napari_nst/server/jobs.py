@@ -238,6 +238,19 @@ class JobStore:
             self.set_status(job, "cancelled", "cancelled before it started")
             return True
 
+    def remove(self, job: Job) -> None:
+        """Forget a finished job and delete its folder (moved out of ``jobs/`` in one
+        rename first, so a crash never leaves half a job there)."""
+        with self.changed:
+            if job.status not in FINISHED or self.jobs.get(job.id) is not job:
+                raise ValueError(f"job {job.id} is {job.status}")
+            del self.jobs[job.id]
+            if self.by_fingerprint.get(job.fingerprint) == job.id:
+                del self.by_fingerprint[job.fingerprint]
+            trash = self.incoming / f"deleted-{uuid.uuid4().hex}"
+            self.folder(job).rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
     def set_status(self, job: Job, status: str, message: str = "") -> None:
         with self.changed:
             job.status, job.message = status, message

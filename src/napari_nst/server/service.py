@@ -232,9 +232,7 @@ class Service:
 
     # -- cancelling -------------------------------------------------------------------
     def cancel(self, job_id: str, key: str | None, wait: float = 30.0) -> Job:
-        job = self.job(job_id)
-        if key is None or digest(key) != job.client:
-            raise Refused(403, "only the client that submitted a job can cancel it (X-NST-Key)")
+        job = self._owned(self.job(job_id), key)
         if job.status in FINISHED:
             raise Refused(409, f"job {job_id} is already {job.status}")
         if not self.store.cancel_queued(job):
@@ -248,6 +246,19 @@ class Service:
             )
         with self.store.changed:
             self.store.changed.wait_for(lambda: job.status in FINISHED, wait)
+        return job
+
+    def delete(self, job_id: str, key: str | None) -> None:
+        """Delete a finished job and its files (only its submitter may)."""
+        job = self._owned(self.job(job_id), key)
+        try:
+            self.store.remove(job)
+        except ValueError:
+            raise Refused(409, f"job {job_id} is {job.status}: cancel it first") from None
+
+    def _owned(self, job: Job, key: str | None) -> Job:
+        if key is None or digest(key) != job.client:
+            raise Refused(403, "only the client that submitted a job can do that (X-NST-Key)")
         return job
 
     def job(self, job_id: str) -> Job:
