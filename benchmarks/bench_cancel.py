@@ -53,7 +53,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     content = rng.integers(0, 255, (args.size, args.size, 3), dtype=np.uint8)
     style = rng.integers(0, 255, (args.size, args.size, 3), dtype=np.uint8)
-    gatys = {"weights": "random", "device": args.device, "size": args.size, "iterations": 500}
+    gatys = {"vgg": "random", "device": args.device, "size": args.size, "iterations": 500}
     cases = [
         ("gatys: during setup (weights, style targets)", gatys, 0.05, False),
         ("gatys: mid-iteration (0.5 s into step 2)", gatys, 0.5, True),

@@ -100,7 +100,7 @@ def run_ours(a: argparse.Namespace, meter: Meter) -> dict[str, object]:
     run = prepare(
         content,
         style,
-        weights=a.weights,
+        vgg=a.weights,
         size=a.size,
         iterations=a.warmup + a.iterations,
         device=a.device,

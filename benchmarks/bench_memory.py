@@ -26,7 +26,7 @@ load_vgg19("random", seed=0)
 rng = np.random.default_rng(0)
 content = rng.random((size, size, 3), dtype=np.float32)
 style = rng.random((size, size, 3), dtype=np.float32)
-job = prepare(content, style, size=size, iterations=iterations, weights="random",
+job = prepare(content, style, size=size, iterations=iterations, vgg="random",
               device=device, lbfgs_history=history, luminance_only=False)
 estimate = job._bytes_at(size)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

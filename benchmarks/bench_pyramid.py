@@ -41,7 +41,7 @@ def run_arm(args: argparse.Namespace) -> dict:
         target = json.loads(Path(args.target).read_text())["final_loss"]
     job = prepare(
         np.asarray(content), np.asarray(style), size=args.size, iterations=args.iterations,
-        weights="random", seed=0, device="cpu", **_pyramid(args.arm),
+        vgg="random", seed=0, device="cpu", **_pyramid(args.arm),
         **({"pyramid_iterations": args.pyramid_iterations} if args.pyramid_iterations else {}),
     )  # fmt: skip
     trace, reached = [], None

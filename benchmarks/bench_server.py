@@ -112,7 +112,7 @@ def main() -> None:
     iio.imwrite(folder / "content.png", content)
     iio.imwrite(folder / "style.png", style)
     files = [("content", folder / "content.png"), ("style", folder / "style.png")]
-    base = {"weights": "random", "device": "cpu", "size": args.size}
+    base = {"vgg": "random", "device": "cpu", "size": args.size}
     base["iterations"] = args.iterations
 
     process, url = start_server(folder / "data")

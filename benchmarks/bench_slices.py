@@ -9,7 +9,7 @@ compares the mean absolute difference between neighbouring output slices:
   the inter-slice term at several ``slice_weight`` values.
 
     python benchmarks/bench_slices.py --content ../shared/data/content/brain_t1_slice.png \
-        --style ../shared/data/style/starry_night.jpg --weights random
+        --style ../shared/data/style/starry_night.jpg --vgg random
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--content", required=True)
     parser.add_argument("--style", required=True)
-    parser.add_argument("--weights", default="torchvision")
+    parser.add_argument("--vgg", default="torchvision")
     parser.add_argument("--slices", type=int, default=6)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--iterations", type=int, default=100)
@@ -71,7 +71,7 @@ def main() -> None:
     volume = make_volume(read_image(args.content), args.slices)
     style = read_image(args.style)
     run = {
-        "weights": args.weights,
+        "vgg": args.vgg,
         "size": args.size,
         "iterations": args.iterations,
         "device": args.device,

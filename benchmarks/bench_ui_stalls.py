@@ -72,7 +72,7 @@ def main() -> None:
     widget = StyleTransferWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Style Transfer")
     widget.content.value, widget.style.value = content, style
-    widget.weights.value, widget.device.value = "random", "cpu"
+    widget.vgg.value, widget.device.value = "random", "cpu"
     widget.size.value, widget.iterations.value = args.size, args.iterations
     widget.session.preview_interval = 0.0  # show every preview the engine sends
 

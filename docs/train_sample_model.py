@@ -38,7 +38,7 @@ RECIPE = {
     "learning_rate": 1e-3,
     "crop": "random",
     "checkpoint_every": 100,
-    "weights": "bundled",
+    "vgg": "bundled",
     "seed": 42,
 }
 

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", help="a job id of our choosing (resubmitting it is harmless)")
     parser.add_argument(
         "--option", action="append", default=[], metavar="NAME=VALUE",
-        help="an engine option, as in the records (iterations=200, weights=random)",
+        help="an engine option, as in the records (iterations=200, vgg=random)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     options = dict(_option(text) for text in args.option)

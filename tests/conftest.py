@@ -99,7 +99,7 @@ def widget(make_napari_viewer, qtbot, content_rgb, style_rgb):
     viewer.window.add_dock_widget(widget, name="Style Transfer")
     widget.content.value = viewer.layers["photo"]
     widget.style.value = viewer.layers["painting"]
-    widget.weights.value = "random"
+    widget.vgg.value = "random"
     widget.device.value = "cpu"
     widget.size.value = 64
     widget.session.preview_interval = 0.0

@@ -11,7 +11,7 @@ from napari_nst.cli import main
 from napari_nst.core import prepare
 from napari_nst.core.provenance import RunRecord
 
-TINY = {"weights": "random", "device": "cpu", "size": 64}
+TINY = {"vgg": "random", "device": "cpu", "size": 64}
 
 
 def test_style_scale_sets_the_style_working_size(content_rgb, style_rgb):
@@ -65,7 +65,7 @@ def test_histogram_preservation_keeps_the_content_colour_statistics(content_rgb)
 
     def statistics(preserve_color: str) -> tuple[np.ndarray, np.ndarray]:
         # Real features (the bundled VGG19): the palette is what they carry.
-        run = TINY | {"weights": "bundled", "iterations": 60}
+        run = TINY | {"vgg": "bundled", "iterations": 60}
         out = stylize(content_rgb, style, preserve_color=preserve_color, **run)
         result = out.reshape(-1, 3) / 255.0
         return result.mean(0), result.std(0)
@@ -113,7 +113,7 @@ def test_cli_flags_reach_the_engine(tmp_path, content_rgb, style_rgb):
     iio.imwrite(tmp_path / "s.png", style_rgb)
     code = main([
         "stylize", str(tmp_path / "c.png"), str(tmp_path / "s.png"), "-o", str(tmp_path / "o.png"),
-        "--size", "64", "--iterations", "2", "--weights", "random", "--device", "cpu",
+        "--size", "64", "--iterations", "2", "--vgg", "random", "--device", "cpu",
         "--style-scale", "0.75", "--preserve-color", "histogram", "--early-stop-tol", "1e-4",
         "--early-stop-patience", "2", "--log-json", str(tmp_path / "log.json"), "--quiet",
     ])  # fmt: skip
@@ -178,7 +178,7 @@ def test_cli_takes_several_styles(tmp_path, content_rgb, style_rgb):
     code = main([
         "stylize", str(tmp_path / "c.png"), str(tmp_path / "a.png"), str(tmp_path / "b.png"),
         "-o", str(tmp_path / "o.png"), "--style-blend-weights", "0.7,0.3", "--size", "64",
-        "--iterations", "2", "--weights", "random", "--device", "cpu", "--quiet",
+        "--iterations", "2", "--vgg", "random", "--device", "cpu", "--quiet",
         "--log-json", str(tmp_path / "log.json"),
     ])  # fmt: skip
     log = json.loads((tmp_path / "log.json").read_text())
@@ -306,7 +306,7 @@ def test_cli_labels_and_label_styles(tmp_path, content_rgb, style_rgb):
     code = main([
         "stylize", str(tmp_path / "c.png"), str(tmp_path / "s.png"), "-o", str(tmp_path / "o.png"),
         "--labels", str(tmp_path / "labels.png"), "--label-styles", "1:content", "--size", "64",
-        "--iterations", "2", "--weights", "random", "--device", "cpu", "--quiet",
+        "--iterations", "2", "--vgg", "random", "--device", "cpu", "--quiet",
         "--log-json", str(tmp_path / "log.json"),
     ])  # fmt: skip
     assert code == 0

@@ -226,7 +226,7 @@ def test_ctrl_c_exits_130_and_keeps_finished_items(tmp_path, assets, monkeypatch
 def test_a_killed_batch_resumes_only_the_missing_items(tmp_path, assets):
     """SIGKILL mid-batch: whatever was being written, resume runs exactly the rest."""
     data, out = _inputs(tmp_path / "in", 8), tmp_path / "out"
-    opts = ["--weights", assets["weights"], "--iterations", "30", "--size", "48", "--seed", "1"]
+    opts = ["--vgg", assets["weights"], "--iterations", "30", "--size", "48", "--seed", "1"]
     opts += ["--content-layers", "relu2_1", "--style-layers", "relu1_1,relu2_1"]
     command = [sys.executable, "-m", "napari_nst.cli", "batch", str(data), "--style",
                assets["style"], "-o", str(out), *opts, *CPU]  # fmt: skip
@@ -255,7 +255,7 @@ def test_a_stylize_log_is_a_recipe_and_flags_override_it(tmp_path, assets):
     data, out = _inputs(tmp_path / "in", 2), tmp_path / "out"
     log = tmp_path / "run.json"
     args = ["stylize", str(data / "img0.png"), assets["style"], "-o", str(tmp_path / "one.png"),
-            "--weights", assets["weights"], "--iterations", "3", "--size", "40", "--seed", "2",
+            "--vgg", assets["weights"], "--iterations", "3", "--size", "40", "--seed", "2",
             "--content-layers", "relu2_1", "--style-layers", "relu1_1,relu2_1", "--tv-weight",
             "0.5", "--log-json", str(log), *CPU]  # fmt: skip
     assert main(args) == 0
@@ -280,7 +280,7 @@ def test_a_stylize_log_is_a_recipe_and_flags_override_it(tmp_path, assets):
         ({"iterations": "__import__('os').system('touch PWNED')"}, "iterations must be a whole"),
         ({"params": {"__class__": "os.system('touch PWNED')"}}, "unknown option(s) '__class__'"),
         ({"optimizer": "exec('import os')"}, "optimizer must be one of"),
-        ({"weights": "__import__('os').system('touch PWNED')"}, "weights file not found"),
+        ({"vgg": "__import__('os').system('touch PWNED')"}, "VGG19 file not found"),
         ({"content_layers": {"$eval": "touch PWNED"}}, "content_layers must be a list"),
         ("import os; os.system('touch PWNED')", "is not valid JSON"),
         (["iterations", 3], "must be a JSON object"),
@@ -375,7 +375,7 @@ def test_cluster_gatys_batch_matches_in_process_with_style_targets_once_per_work
 ):
     data, style = _inputs(tmp_path / "in", 6), tmp_path / "style.png"
     iio.imwrite(style, _photo(11, (30, 30, 3)))  # new to every process: targets not cached
-    run = {"style": str(style), "weights": assets["weights"], "threads": 1, **GATYS}
+    run = {"style": str(style), "vgg": assets["weights"], "threads": 1, **GATYS}
     before_here = batch.engine_cache_stats()
     local = batch.run_batch([str(data)], tmp_path / "local", **run)
     assert not local.failed, local.failed

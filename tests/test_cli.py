@@ -12,7 +12,7 @@ import pytest
 
 from napari_nst.cli import main
 
-FAST = ["--weights", "random", "--size", "64", "--device", "cpu", "--quiet"]
+FAST = ["--vgg", "random", "--size", "64", "--device", "cpu", "--quiet"]
 
 
 def test_stylize_writes_the_image_and_a_json_record_whose_losses_fall(files, content_rgb):
@@ -27,8 +27,8 @@ def test_stylize_writes_the_image_and_a_json_record_whose_losses_fall(files, con
     assert {"params", "steps", "output", "device", "versions", "status"} <= set(record)
     assert record["status"] == "done" and record["device"] == "cpu"
     assert record["output"] == str(out)
-    assert record["params"]["iterations"] == 15 and record["params"]["weights"] == "random"
-    assert "not an artistic result" in record["weights"]["note"]
+    assert record["params"]["iterations"] == 15 and record["params"]["vgg"] == "random"
+    assert "not an artistic result" in record["vgg"]["note"]
     totals = [step["losses"]["total"] for step in record["steps"]]
     assert len(totals) == 15 and totals[-1] < 0.5 * totals[0]
     assert [step["iteration"] for step in record["steps"]] == list(range(1, 16))
@@ -147,7 +147,7 @@ def _one_line_error(capsys) -> str:
         ("content.png", "style.png", ["--iterations", "many"], "invalid int value"),
         ("content.png", "style.png", ["--device", "cuda"], "CUDA was requested"),
         ("content.png", "style.png", ["--style-layers", "relu7_1"], "unknown VGG19 layer"),
-        ("content.png", "style.png", ["--weights", "no.pth"], "weights file not found"),
+        ("content.png", "style.png", ["--vgg", "no.pth"], "VGG19 file not found"),
         ("content.png", "style.png", ["--size", "8"], "size must be at least 32"),
     ],
 )
@@ -180,11 +180,11 @@ def test_console_script_runs_and_reports_errors_without_traceback(tmp_path):
 def test_missing_weights_error_is_one_line_even_with_the_progress_bar(files, capsys, torch_home):
     content, style, tmp = files
     args = ["stylize", str(content), str(style), "-o", str(tmp / "out.png"), "--size", "64"]
-    assert main([*args, "--weights", "torchvision"]) == 2
+    assert main([*args, "--vgg", "torchvision"]) == 2
     error = _one_line_error(capsys)
-    assert "could not download VGG19 weights" in error
+    assert "could not download the VGG19" in error
     # Spoken in the command line's terms: the flag that helps, not Python's keyword.
-    assert "use --weights bundled" in error.lower() and "weights='" not in error
+    assert "use --vgg bundled" in error.lower() and "vgg='" not in error
 
 
 def test_outputs_are_ordinary_files_readable_by_others(files):
@@ -264,7 +264,7 @@ def test_train_writes_a_model_the_fast_method_can_use(tmp_path, content_rgb, sty
         "32",
         "--batch-size",
         "2",
-        "--weights",
+        "--vgg",
         "random",
         "--device",
         "cpu",

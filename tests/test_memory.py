@@ -25,7 +25,7 @@ def model(tmp_path) -> str:
     return str(path)
 
 
-GATYS = {"weights": "random", "device": "cpu", "iterations": 3}
+GATYS = {"vgg": "random", "device": "cpu", "iterations": 3}
 LAYERS = DEFAULT_CONTENT_LAYERS + DEFAULT_STYLE_LAYERS
 
 
@@ -143,7 +143,7 @@ def test_fast_and_training_runs_report_running_out_too(monkeypatch, tmp_path, mo
     photos = np.stack([content_rgb] * 2)
     _Trap(monkeypatch, torch.OutOfMemoryError("out of memory"), after=3)
     steps = iter_train(
-        content_rgb, photos, tmp_path / "model.pth", weights="random", device="cpu",
+        content_rgb, photos, tmp_path / "model.pth", vgg="random", device="cpu",
         image_size=32, batch_size=1, steps=10, checkpoint_every=1,
     )  # fmt: skip
     with pytest.raises(OutOfMemory, match="smaller batch size"):
@@ -172,7 +172,7 @@ def test_cli_refusal_names_the_size_and_exits_2(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(devices, "available_bytes", lambda device: 400 * 2**20)
     code = main([
         "stylize", str(tmp_path / "content.png"), str(tmp_path / "style.png"),
-        "-o", str(tmp_path / "out.png"), "--size", "4096", "--weights", "random",
+        "-o", str(tmp_path / "out.png"), "--size", "4096", "--vgg", "random",
         "--device", "cpu",
     ])  # fmt: skip
     err = capsys.readouterr().err

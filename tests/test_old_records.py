@@ -30,7 +30,7 @@ def test_an_old_record_keeps_its_unnormalised_losses_and_the_defaults_of_its_tim
     options = parse_recipe(record).options
     assert options["loss_norm"] == "none"
     assert options["size"] == 512 and options["pyramid"] == "off"
-    assert options["weights"] == "random"
+    assert options["vgg"] == "random"
     strength = json.loads((RECORDS / "strength_gray_pyramid.json").read_text())
     options = parse_recipe(strength).options
     assert "style_strength" not in options

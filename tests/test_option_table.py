@@ -4,6 +4,7 @@ recipes) are built from it and agree with the engine's options."""
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import fields
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def test_a_flag_reaches_the_engine_as_the_option_of_the_same_name(spec):
     skip = {"command", "content", "style", "output", "labels", "recipe", "threads"}
     options = {k: v for k, v in parsed.items() if k not in skip | {"log_json", "quiet"}}
     assert list(options) == [spec.name]
-    if spec.name in ("weights", "device", "checkpoint"):
+    if spec.name in ("vgg", "device", "checkpoint"):
         return  # free text, checked when the run starts
     engine = Options.from_kwargs(options)
     assert getattr(engine, spec.name) != spec.default
@@ -109,3 +110,38 @@ def test_the_readmes_option_table_is_the_tables():
     for spec in TABLE:
         assert f"| `{spec.name}` |" in table
     assert BY_NAME["size"].methods == BOTH
+
+
+def test_renamed_options_and_choices_still_work_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="option 'weights' is now 'vgg'"):
+        options = Options.from_kwargs({"weights": "random"})
+    assert options.vgg == "random"
+    with pytest.warns(DeprecationWarning, match="init='blend' is now init='noisy'"):
+        assert Options.from_kwargs({"init": "blend"}).init == "noisy"
+    with pytest.raises(ValueError, match="give vgg or its old name weights, not both"):
+        Options.from_kwargs({"weights": "random", "vgg": "bundled"})
+    assert "weights" not in BY_NAME and "blend" not in BY_NAME["init"].choices
+    # One word, one meaning: a *weight* is how much a loss term (or a style) counts.
+    for spec in TABLE:
+        if "weight" in spec.name:
+            assert spec.group in ("loss", "styles", "stacks"), spec.name
+
+
+def test_old_flag_names_run_with_a_note_and_record_todays_names(tmp_path, content_rgb, capsys):
+    import imageio.v3 as iio
+
+    from napari_nst.cli import main
+
+    content, style, log = tmp_path / "c.png", tmp_path / "s.png", tmp_path / "run.json"
+    iio.imwrite(content, content_rgb)
+    iio.imwrite(style, content_rgb[::-1])
+    code = main(["stylize", str(content), str(style), "-o", str(tmp_path / "o.png"),
+                 "--weights", "random", "--init", "blend", "--iterations", "1", "--size", "48",
+                 "--device", "cpu", "--quiet", "--log-json", str(log)])  # fmt: skip
+    assert code == 0
+    notes = capsys.readouterr().err.splitlines()
+    assert "napari-nst: note: --weights is now --vgg; the old name still works" in notes
+    assert "napari-nst: note: --init blend is now --init noisy; the old name still works" in notes
+    params = json.loads(log.read_text())["params"]
+    assert params["vgg"] == "random" and params["init"] == "noisy" and "weights" not in params
+    assert "--weights" not in build_parser().format_help()  # not advertised

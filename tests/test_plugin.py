@@ -29,7 +29,7 @@ def test_widget_opens_from_the_plugin_menu(make_napari_viewer):
     _dock, widget = viewer.window.add_plugin_dock_widget("napari-nst", "Style Transfer")
     assert isinstance(widget, StyleTransferWidget)
     names = {"content", "style", "method", "content_weight", "style_weight", "tv_weight",
-             "iterations", "size", "device", "weights", "checkpoint", "run", "cancel"}  # fmt: skip
+             "iterations", "size", "device", "vgg", "checkpoint", "run", "cancel"}  # fmt: skip
     assert all(widget[name].name == name for name in names)  # in view or in a section
     assert {"content", "style", "method", "iterations", "size"} <= {
         w.name for w in widget.essentials

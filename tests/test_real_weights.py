@@ -21,8 +21,8 @@ from napari_nst.core.vgg import (
     BUNDLED_SHA256,
     CAFFE_PREPROCESS,
     CONV_CHANNELS,
+    VGGError,
     VGGFeatures,
-    WeightsError,
     load_vgg19,
 )
 
@@ -60,7 +60,7 @@ def test_the_bundled_vgg19_loads_offline_checked_against_its_hash():
 
 def test_a_bundled_file_that_is_not_the_known_one_is_refused(monkeypatch):
     monkeypatch.setattr(vgg, "BUNDLED_SHA256", "0" * 64)
-    with pytest.raises(WeightsError, match="not the one napari-nst knows"):
+    with pytest.raises(VGGError, match="not the one napari-nst knows"):
         load_vgg19("bundled")
 
 
@@ -92,7 +92,7 @@ def test_the_same_weights_mean_the_same_balance_on_rescaled_features(tmp_path, p
     torch.save(state, path)
 
     def balance(weights: str, **options) -> np.ndarray:
-        found = distances(_run(photo, painting, weights=weights, **options), photo, painting)
+        found = distances(_run(photo, painting, vgg=weights, **options), photo, painting)
         return np.array([found.content, found.style])
 
     bundled, rescaled = balance("bundled"), balance(f"caffe:{path}")

@@ -17,7 +17,7 @@ from napari_nst.core import iter_stylize, prepare, stylize
 from napari_nst.core.options import PRESETS
 from tests.conftest import WAIT_MS
 
-CPU = ["--weights", "random", "--size", "64", "--device", "cpu", "--quiet"]
+CPU = ["--vgg", "random", "--size", "64", "--device", "cpu", "--quiet"]
 
 
 def _stylize_logged(files, name: str, *extra: str) -> tuple[np.ndarray, dict]:
@@ -38,7 +38,7 @@ def _one_line_error(capsys) -> str:
 def test_python_replays_a_cli_record_bit_for_bit_in_its_threads(files, content_rgb, style_rgb):
     threads = torch.get_num_threads()
     image, record = _stylize_logged(files, "cli", "--iterations", "3", "--seed", "3",
-                                    "--style-strength", "0.5", "--init", "blend", "--threads",
+                                    "--style-strength", "0.5", "--init", "noisy", "--threads",
                                     "1", *CPU)  # fmt: skip
     assert record["threads"] == 1 and torch.get_num_threads() == threads
     assert np.array_equal(stylize(content_rgb, style_rgb, recipe=record), image)
@@ -48,7 +48,7 @@ def test_python_replays_a_cli_record_bit_for_bit_in_its_threads(files, content_r
     # Keywords override the recipe; the rest is the recipe's.
     options = prepare(content_rgb, style_rgb, recipe=record, iterations=1, tv_weight=2.0).options
     assert options.iterations == 1 and options.tv_weight == 2.0
-    assert options.seed == 3 and options.init == "blend" and options.style_strength == 0.5
+    assert options.seed == 3 and options.init == "noisy" and options.style_strength == 0.5
     weighted = prepare(content_rgb, style_rgb, recipe=record, style_weight=5.0).options
     assert weighted.style_weight == 5.0 and weighted.style_strength is None
     faithful = prepare(content_rgb, style_rgb, recipe=record, preset="faithful").options
@@ -80,7 +80,7 @@ def test_cli_replays_its_own_log_bit_for_bit_and_flags_override_it(files, capsys
         ({"iterations": "__import__('os').system('touch PWNED')"}, "iterations must be a whole"),
         ({"params": {"__class__": "os.system('touch PWNED')"}}, "unknown option(s) '__class__'"),
         ({"colour": "red", "iterations": 2}, "unknown option(s) 'colour'"),
-        ({"weights": "__import__('os').system('touch PWNED')"}, "weights file not found"),
+        ({"vgg": "__import__('os').system('touch PWNED')"}, "VGG19 file not found"),
         ({"params": {"iterations": 2}, "threads": "os.system('touch PWNED')"}, "threads must be"),
         ("import os; os.system('touch PWNED')", "is not valid JSON"),
         (["iterations", 3], "must be a JSON object"),
@@ -125,13 +125,13 @@ def test_an_exported_recipe_makes_the_layer_again_with_the_cli(widget, qtbot, fi
     widget.export_recipe.clicked.emit()
     recipe = json.loads((tmp / "r.json").read_text())
     assert recipe == json.loads(json.dumps(output.metadata[RECORD_KEY]))
-    assert recipe["params"]["seed"] == 4 and recipe["params"]["weights"] == "random"
+    assert recipe["params"]["seed"] == 4 and recipe["params"]["vgg"] == "random"
     assert recipe["sources"] == {"content": "content", "style": "style"}
     # The widget's run leaves a core to napari; the recipe holds the count it used.
     from napari_nst._torch_in_gui import run_threads
 
     assert recipe["device"] == "cpu" and recipe["threads"] == run_threads()
-    assert recipe["weights"]["source"] == "random" and "torch" in recipe["versions"]
+    assert recipe["vgg"]["source"] == "random" and "torch" in recipe["versions"]
 
     done = subprocess.run(
         [sys.executable, "-m", "napari_nst.cli", "stylize", str(content), str(style),
@@ -170,7 +170,7 @@ def test_load_recipe_fills_every_field_and_the_layer_pickers(widget, qtbot, monk
     widget.preset.value = "faithful"
     widget.iterations.value, widget.seed.value, widget.style_scale.value = 50, 0, 1.0
     widget.preserve_color.value, widget.output_range.value = "none", "original"
-    widget.early_stop_tol.value, widget.weights.value = 0.0, "torchvision"
+    widget.early_stop_tol.value, widget.vgg.value = 0.0, "torchvision"
     widget.content.value, widget.style.value = viewer.layers["painting"], output
     assert widget.options() != expected
     viewer.layers.selection.active = output

@@ -13,7 +13,7 @@ from napari_nst import iter_stylize, stylize
 from napari_nst.cli import main
 from napari_nst.core import optim, prepare
 
-TINY = {"weights": "random", "device": "cpu", "iterations": 3}
+TINY = {"vgg": "random", "device": "cpu", "iterations": 3}
 
 
 def test_a_working_size_result_is_not_resampled_and_an_enlarged_one_is_recorded(
@@ -47,7 +47,7 @@ def test_the_cli_says_when_it_enlarged_a_result_and_writes_the_working_size_on_r
     files, capsys
 ):
     content, style, tmp = files
-    run = ["stylize", str(content), str(style), "--size", "48", "--weights", "random",
+    run = ["stylize", str(content), str(style), "--size", "48", "--vgg", "random",
            "--iterations", "2"]  # fmt: skip
     assert main([*run, "-o", str(tmp / "big.png"), "--log-json", str(tmp / "big.json")]) == 0
     err = capsys.readouterr().err
@@ -96,7 +96,7 @@ def test_a_long_run_is_announced_with_a_faster_size_in_the_clis_terms(files, cap
     monkeypatch.setattr(optim, "LONG_RUN", 0.0)  # every run counts as long
     content, style, tmp = files
     args = ["stylize", str(content), str(style), "-o", str(tmp / "out.png"), "--size", "64",
-            "--weights", "random", "--iterations", "4"]  # fmt: skip
+            "--vgg", "random", "--iterations", "4"]  # fmt: skip
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "this run will take about" in err and "(64 px on cpu)" in err
@@ -125,16 +125,16 @@ def test_the_first_commands_work_as_written_offline(tmp_path, monkeypatch, capsy
     assert main(args) == 0
     assert iio.imread("stylised.png").shape == (512, 512, 3)
     with open("run.json") as log:
-        assert json.load(log)["weights"]["source"] == "bundled"
+        assert json.load(log)["vgg"]["source"] == "bundled"
 
 
 @pytest.mark.parametrize(
     ("message", "cli", "gui"),
     [
         (
-            "could not download it. Use weights='bundled' (no download)",
-            "could not download it. Use --weights bundled (no download)",
-            "could not download it. Use weights: bundled (no download)",
+            "could not download it. Use vgg='bundled' (no download)",
+            "could not download it. Use --vgg bundled (no download)",
+            "could not download it. Use vgg: bundled (no download)",
         ),
         ("use preset='texture only'", "use --preset 'texture only'", "use preset: texture only"),
         ("got 'lots'", "got 'lots'", "got 'lots'"),

@@ -10,7 +10,7 @@ from napari_nst import STOP, iter_stylize, stylize
 from napari_nst.core import losses, prepare
 from napari_nst.core.images import working_shape
 
-TINY = {"weights": "random", "size": 64, "device": "cpu"}
+TINY = {"vgg": "random", "size": 64, "device": "cpu"}
 
 
 @pytest.fixture

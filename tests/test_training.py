@@ -14,7 +14,7 @@ from napari_nst import STOP
 from napari_nst.core.fast import load_checkpoint
 from napari_nst.core.training import iter_train
 
-TINY = {"weights": "random", "device": "cpu", "image_size": 32, "batch_size": 2}
+TINY = {"vgg": "random", "device": "cpu", "image_size": 32, "batch_size": 2}
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_training_lowers_the_loss_and_writes_loadable_checkpoints(photos, style_
     assert net(torch.rand(1, 3, 32, 32) * 255).shape == (1, 3, 32, 32)
     sidecar = json.loads(output.with_name("stripes.pth.json").read_text())
     assert sidecar["step"] == 12 and sidecar["params"]["content_weight"] == 1.0
-    assert sidecar["weights"]["source"] == "random"
+    assert sidecar["vgg"]["source"] == "random"
 
 
 def test_cancel_saves_the_current_weights(photos, style_rgb, tmp_path):

@@ -13,7 +13,7 @@ import torch
 
 from napari_nst import stylize
 from napari_nst.core import vgg
-from napari_nst.core.vgg import CAFFE_PREPROCESS, TORCHVISION_PREPROCESS, WeightsError, load_vgg19
+from napari_nst.core.vgg import CAFFE_PREPROCESS, TORCHVISION_PREPROCESS, VGGError, load_vgg19
 
 from .conftest import vgg19_state_dict
 
@@ -94,7 +94,7 @@ def test_download_with_wrong_hash_is_refused_and_leaves_nothing(
     root, base, _ = weights_server
     _save(vgg19_state_dict(), root / "vgg19-00000000.pth")
     monkeypatch.setattr(vgg, "TORCHVISION_URL", f"{base}/vgg19-00000000.pth")
-    with pytest.raises(WeightsError, match="could not download VGG19 weights"):
+    with pytest.raises(VGGError, match="could not download the VGG19"):
         load_vgg19("torchvision", progress=False)
     assert not list((torch_home / "hub" / "checkpoints").glob("*.pth"))
 
@@ -106,24 +106,24 @@ def test_the_default_weights_are_the_bundled_original_vgg19_and_need_no_network(
     from napari_nst.core.vgg import BUNDLED_SHA256
 
     job = prepare(content_rgb, style_rgb, size=64, iterations=1, device="cpu")
-    assert job.options.weights == "auto"
+    assert job.options.vgg == "auto"
     list(job.steps())  # the network is blocked in tests (conftest): nothing is downloaded
-    assert job.info()["weights"] == {
+    assert job.info()["vgg"] == {
         "source": "bundled",
-        "path": job.weights.path,
+        "path": job.vgg.path,
         "sha256": BUNDLED_SHA256,
     }
-    assert job.weights.preprocess == CAFFE_PREPROCESS
+    assert job.vgg.preprocess == CAFFE_PREPROCESS
     assert not torch_home.exists()
 
 
 def test_a_download_that_fails_offline_points_to_the_bundled_weights_before_any_work(
     torch_home, content_rgb, style_rgb
 ):
-    with pytest.raises(WeightsError) as error:
-        stylize(content_rgb, style_rgb, size=64, iterations=1, weights="torchvision")
+    with pytest.raises(VGGError) as error:
+        stylize(content_rgb, style_rgb, size=64, iterations=1, vgg="torchvision")
     message = str(error.value)
-    assert "weights='bundled'" in message and "vgg19-dcbb9e9d.pth" in message
+    assert "vgg='bundled'" in message and "vgg19-dcbb9e9d.pth" in message
     assert "\n" not in message
 
 
@@ -162,9 +162,9 @@ def test_named_conv_layout_loads(tmp_path):
 def test_wrong_architecture_is_named_in_the_error(tmp_path):
     state = vgg19_state_dict()
     state["features.2.weight"] = torch.zeros(32, 64, 3, 3)
-    with pytest.raises(WeightsError, match=r"features\.2 has weight \(32, 64, 3, 3\)"):
+    with pytest.raises(VGGError, match=r"features\.2 has weight \(32, 64, 3, 3\)"):
         load_vgg19(str(_save(state, tmp_path / "bad.pth")))
-    with pytest.raises(WeightsError, match="does not hold VGG19"):
+    with pytest.raises(VGGError, match="does not hold VGG19"):
         load_vgg19(str(_save({"conv1.conv2d.weight": torch.zeros(1)}, tmp_path / "fast.pth")))
 
 
@@ -173,10 +173,10 @@ def test_truncated_file_is_refused_when_it_cannot_reach_the_layers(
 ):
     state = {k: v for k, v in vgg19_state_dict().items() if int(k.split(".")[1]) < 10}
     path = _save(state, tmp_path / "short.pth")
-    with pytest.raises(WeightsError, match="stop before layer conv3_1"):
-        stylize(content_rgb, style_rgb, weights=str(path), size=64, iterations=1)
+    with pytest.raises(VGGError, match="stops before layer conv3_1"):
+        stylize(content_rgb, style_rgb, vgg=str(path), size=64, iterations=1)
     out = stylize(
-        content_rgb, style_rgb, weights=str(path), size=64, iterations=1,
+        content_rgb, style_rgb, vgg=str(path), size=64, iterations=1,
         content_layers=["relu2_2"], style_layers=["relu1_1", "relu2_1"],
     )  # fmt: skip
     assert out.shape == content_rgb.shape
@@ -186,7 +186,7 @@ def test_corrupt_file_gives_a_clear_error(tmp_path):
     path = tmp_path / "truncated.pth"
     data = (_save(vgg19_state_dict(), tmp_path / "full.pth")).read_bytes()
     path.write_bytes(data[: len(data) // 3])
-    with pytest.raises(WeightsError, match="could not read weights file"):
+    with pytest.raises(VGGError, match="could not read VGG19 file"):
         load_vgg19(str(path))
 
 
@@ -205,7 +205,7 @@ def test_malicious_pickle_is_refused_and_does_not_run(tmp_path, zip_format):
     exploit = {"features.0.weight": _Exploit(marker)}
     torch.save(exploit, path, _use_new_zipfile_serialization=zip_format)
     assert not marker.exists()
-    with pytest.raises(WeightsError, match="pickle that tries to run code is refused"):
+    with pytest.raises(VGGError, match="pickle that tries to run code is refused"):
         load_vgg19(str(path))
     assert not marker.exists()
 

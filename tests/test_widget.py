@@ -29,8 +29,8 @@ def test_run_streams_previews_into_one_layer_and_ends_done(widget, qtbot, conten
     record = output.metadata[RECORD_KEY]
     assert record["status"] == "done" and record["iteration"] == 12
     assert len(record["history"]) == 12
-    assert record["params"]["iterations"] == 12 and record["params"]["weights"] == "random"
-    assert record["weights"]["source"] == "random" and record["device"] == "cpu"
+    assert record["params"]["iterations"] == 12 and record["params"]["vgg"] == "random"
+    assert record["vgg"]["source"] == "random" and record["device"] == "cpu"
     assert record["sources"] == {"content": "photo", "style": "painting"}
     assert len(updates) >= 3  # previews refresh the one layer in place
     assert output.data.shape == content_rgb.shape and output.rgb
@@ -74,7 +74,7 @@ def test_gray_content_uses_the_layer_contrast_limits(widget, qtbot):
     layer = viewer.add_image(gray, name="mri", contrast_limits=(100, 3000))
     widget.reset_choices()
     widget.content.value = layer
-    job = widget.prepare().job
+    job = widget.prepare().run
     assert job.options.contrast_limits == (100.0, 3000.0)
     np.testing.assert_array_equal(layer.data, gray)
 
@@ -143,7 +143,7 @@ def test_a_transposed_view_stylises_the_plane_on_screen(widget, qtbot):
     widget.iterations.value = 1
     viewer.dims.order = (1, 0, 2)  # rows z, columns x; y is sliced
     viewer.dims.set_point(1, 7.0)
-    job = widget.prepare().job
+    job = widget.prepare().run
     assert job.layout.plane_shape == (40, 56)
     assert job.shape == (64, 45)  # 80 × 56 physical units at 64 px: no squashed z
     output = _run(widget, qtbot)
@@ -196,11 +196,11 @@ def test_bad_choices_are_notified_not_raised(widget, qtbot, monkeypatch, setup, 
 def test_engine_errors_end_the_run_as_failed_with_a_notification(widget, qtbot, monkeypatch):
     shown: list[str] = []
     monkeypatch.setattr("napari_nst._widget.session.show_error", shown.append)
-    widget.weights.value = "file"
-    widget.weights_file.value = "/nonexistent/vgg19.pth"
+    widget.vgg.value = "file"
+    widget.vgg_file.value = "/nonexistent/vgg19.pth"
     widget.run.clicked.emit()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
-    assert len(shown) == 1 and "weights file not found" in shown[0]
+    assert len(shown) == 1 and "VGG19 file not found" in shown[0]
     assert widget.session.record.status == "failed"
     assert widget.run.enabled
     # napari's pop-up shows one elided line; the status line keeps the whole message
@@ -287,7 +287,7 @@ def test_train_dock_trains_on_a_stack_layer_and_cancel_keeps_the_model(
     trainer.images.value = viewer.layers["photos"]
     trainer.output.value = tmp_path / "model.pth"
     trainer.steps.value, trainer.image_size.value, trainer.batch_size.value = 500, 32, 2
-    trainer.weights.value, trainer.device.value = "random", "cpu"
+    trainer.vgg.value, trainer.device.value = "random", "cpu"
     trainer.run.clicked.emit()
     qtbot.waitUntil(lambda: len(trainer.history) >= 2, timeout=WAIT_MS)
     trainer.cancel.clicked.emit()

@@ -95,12 +95,12 @@ def test_run_while_running_queues_the_job_and_one_network_serves_the_queue(
     widget.run.clicked.emit()
     widget.iterations.value = 5
     widget.run.clicked.emit()
-    assert [request.job.options.iterations for request in widget.queue.jobs] == [3, 5]
+    assert [request.run.options.iterations for request in widget.queue.jobs] == [3, 5]
     assert _shown(widget, "queue") and len(widget.queue) == 2
     assert "(5 it.)" in widget.queue[1].job.value
 
     widget.queue[1].cancel.clicked.emit()  # per-job cancel
-    assert [request.job.options.iterations for request in widget.queue.jobs] == [3]
+    assert [request.run.options.iterations for request in widget.queue.jobs] == [3]
     widget.cancel.clicked.emit()  # ends the first run; the queued one starts
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
 

@@ -3,6 +3,8 @@ one of them."""
 
 from __future__ import annotations
 
+import pytest
+
 from napari_nst._layers import RECORD_KEY
 from napari_nst._wording import tooltip
 from napari_nst.core.options import BY_NAME, Options
@@ -14,7 +16,7 @@ CHANGED = {
     "output_range": "unit", "output_size": "content", "pyramid": "off",
     "early_stop_tol": 0.05, "content_weight": 2.5, "style_weight": 7.5, "tv_weight": 3.5,
     "style_blend_weights": "2,1", "label_styles": "1:0,2:content", "stack": "all",
-    "slice_weight": 0.25, "device": "auto", "weights": "torchvision", "seed": 3,
+    "slice_weight": 0.25, "device": "auto", "vgg": "torchvision", "seed": 3,
 }  # fmt: skip
 """A value other than the widget's own for every control of a gatys run (set in this
 order: the preset and the strength fill the weights, which then take their own values)."""
@@ -88,17 +90,25 @@ def test_the_style_picker_starts_on_another_layer_than_the_content(
 def test_a_caffe_layout_file_is_chosen_by_its_layout_and_restored(widget, monkeypatch, tmp_path):
     monkeypatch.setattr("napari_nst._widget.recipes.show_info", lambda *_: None)
     weights = tmp_path / "vgg19-caffe.pth"
-    widget.weights.value = "caffe file"
-    assert not widget.weights_file.native.isHidden()  # shown (the test window is not)
-    widget.weights_file.value = weights
-    assert widget.options()["weights"] == f"caffe:{weights}"
+    widget.vgg.value = "caffe file"
+    assert not widget.vgg_file.native.isHidden()  # shown (the test window is not)
+    widget.vgg_file.value = weights
+    assert widget.options()["vgg"] == f"caffe:{weights}"
     record = RunRecord(Options.from_kwargs(widget.options()).to_dict(), {})
     output = widget._viewer.add_image(widget.content.value.data, name="result", rgb=True)
     output.metadata[RECORD_KEY] = record.to_dict()
-    widget.weights.value = "bundled"
+    widget.vgg.value = "bundled"
     widget._viewer.layers.selection.active = output
     widget.load_recipe.clicked.emit()
-    assert widget.weights.value == "caffe file" and widget.weights_file.value == weights
+    assert widget.vgg.value == "caffe file" and widget.vgg_file.value == weights
+
+
+def test_settings_and_records_with_old_option_names_set_todays_controls(widget):
+    assert widget.set_options({"weights": "random"}) == []
+    assert widget.vgg.value == "random"
+    assert widget.options()["vgg"] == "random" and "weights" not in widget.options()
+    # init has no control of its own (presets set it): the note names today's choice.
+    assert widget.set_options({"init": "blend"}) == ["init='noisy'"]
 
 
 def test_every_control_starts_at_the_tables_default_and_spans_its_range(
@@ -117,14 +127,21 @@ def test_every_control_starts_at_the_tables_default_and_spans_its_range(
     follows = {"size": "the device's default", "luminance_only": "the content: gray here?",
                "style_strength": "not an option of a run: it sets style_weight",
                "output_size": "napari lays a result of any size over the content",
-               "weights": "'auto' is shown as what it is: bundled"}  # fmt: skip
+               "vgg": "'auto' is shown as what it is: bundled"}  # fmt: skip
     for name in set(widget.controlled()) - set(follows):
         assert options.get(name) == defaults[name], name
     assert options["size"] is None or options["size"] == widget.size.value
     assert options["luminance_only"] == (not widget.content.value.rgb)
-    assert options["output_size"] == "working" and options["weights"] == "bundled"
+    assert options["output_size"] == "working" and options["vgg"] == "bundled"
     for spec in TABLE:
         if spec.name not in widget.controlled() or spec.range is None:
             continue
         control, (low, high) = getattr(widget, spec.name), spec.range
         assert (control.min, control.max) in ((low, high), (0, high)), spec.name
+
+
+def test_a_control_is_found_by_its_former_name_with_a_deprecation_warning(widget):
+    with pytest.warns(DeprecationWarning, match="control 'weights' is now 'vgg'"):
+        assert widget.weights is widget.vgg
+    with pytest.warns(DeprecationWarning, match="control 'weights_file' is now 'vgg_file'"):
+        assert widget["weights_file"] is widget.vgg_file

@@ -13,7 +13,7 @@ from napari_nst.core.fast import FastTransfer
 from napari_nst.core.gatys import StyleTransfer
 from napari_nst.core.step import Run
 
-TINY = {"weights": "random", "device": "cpu", "size": 64, "iterations": 2}
+TINY = {"vgg": "random", "device": "cpu", "size": 64, "iterations": 2}
 
 
 def test_every_run_kind_offers_the_run_protocol_and_says_what_it_can_do(content_rgb, style_rgb):
@@ -53,9 +53,9 @@ def test_a_section_round_trips_its_options_without_a_dock(qtbot):
     assert look.options()["luminance_only"] is True
 
     engine = EngineSection()
-    notes = engine.set_options(defaults | {"weights": "caffe:/x/vgg.pth", "seed": 7,
+    notes = engine.set_options(defaults | {"vgg": "caffe:/x/vgg.pth", "seed": 7,
                                            "device": "cuda:5"})  # fmt: skip
-    assert engine.options() == {"device": "auto", "weights": "caffe:/x/vgg.pth", "seed": 7}
+    assert engine.options() == {"device": "auto", "vgg": "caffe:/x/vgg.pth", "seed": 7}
     assert notes == ["device='cuda:5' (not available here)"]
 
     stacks = StacksSection()
@@ -80,12 +80,12 @@ def test_a_section_shows_what_the_method_uses(qtbot):
 def test_a_run_request_says_its_kind_and_where_it_goes():
     from napari_nst._widget.request import RunRequest
 
-    new = RunRequest(job="job", name="photo × painting", selection=None,  # type: ignore[arg-type]
+    new = RunRequest(run="job", name="photo × painting", selection=None,  # type: ignore[arg-type]
                      sources={"content": "photo"})  # fmt: skip
     assert new.kind == "new" and not new.extends_curve and new.sweep is None
     record, layer, target = object(), object(), object()
     again = new.continuing("job 2", record, layer, target)  # type: ignore[arg-type]
-    assert (again.kind, again.job, again.output, again.target) == ("continue", "job 2", layer,
+    assert (again.kind, again.run, again.output, again.target) == ("continue", "job 2", layer,
                                                                     target)  # fmt: skip
     assert again.extends_curve and again.name == new.name
     full = again.at_full_size("job 3", record)  # type: ignore[arg-type]
@@ -103,5 +103,5 @@ def test_the_dock_request_holds_the_prepared_run(widget, kind):
     request = widget.prepare()
     assert request.kind == "new" and request.record is None
     assert request.sources["content"] == widget.content.value.name
-    assert isinstance(request.job, FastTransfer if kind == "fast" else StyleTransfer)
+    assert isinstance(request.run, FastTransfer if kind == "fast" else StyleTransfer)
     assert np.shares_memory(request.selection.data, widget.content.value.data) is False

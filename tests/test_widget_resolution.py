@@ -75,9 +75,9 @@ def test_an_offline_download_error_speaks_of_the_widgets_controls(
 ):
     shown: list[str] = []
     monkeypatch.setattr("napari_nst._widget.session.show_error", shown.append)
-    widget.weights.value = "torchvision"
+    widget.vgg.value = "torchvision"
     widget.run.clicked.emit()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
     (message,) = shown
-    assert "could not download VGG19 weights" in message
-    assert "weights: bundled" in message and "weights='" not in message
+    assert "could not download the VGG19" in message
+    assert "vgg: bundled" in message and "vgg='" not in message

@@ -16,7 +16,7 @@ SECTION_OF = {
     "style_scale": "look", "pyramid": "look", "early_stop_tol": "look",
     "output_size": "look", "content_weight": "loss", "style_weight": "loss",
     "tv_weight": "loss", "styles": "styles", "label_styles": "styles", "stack": "stacks",
-    "dask_scheduler": "stacks", "device": "engine", "weights": "engine", "seed": "engine",
+    "dask_scheduler": "stacks", "device": "engine", "vgg": "engine", "seed": "engine",
     "sweep": "explore", "compare": "explore", "load_recipe": "recipes",
     "restore_defaults": "recipes",
 }  # fmt: skip

@@ -163,7 +163,7 @@ def test_a_labels_stack_gives_the_plane_on_screen(widget):
     widget["labels"].value = viewer.layers["stack labels"]
     viewer.dims.set_current_step(0, 2)
     request = widget.prepare()  # validated, not started
-    assert np.unique(request.job._regions.labels).tolist() == [2]
+    assert np.unique(request.run._regions.labels).tolist() == [2]
     assert request.sources["labels"] == "stack labels" and request.sources["plane"] == [2]
     assert not widget.running
 

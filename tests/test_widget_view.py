@@ -117,14 +117,14 @@ def test_blend_fades_the_latest_result_over_its_content_and_restores_it(widget, 
     latest.blending = "opaque"
     widget.compare.clicked.emit()
 
-    widget.blend.value = 0.3
+    widget.fade.value = 0.3
     assert not widget.compare.value and not _grid(viewer)[0]  # one picture, not a grid
     assert latest.opacity == pytest.approx(0.3) and latest.blending == "translucent"
     assert photo.visible and latest.visible
-    widget.blend.value = 0.6
+    widget.fade.value = 0.6
     assert latest.opacity == pytest.approx(0.6)
 
-    widget.blend.value = 1.0
+    widget.fade.value = 1.0
     assert latest.opacity == 1.0 and latest.blending == "opaque" and not photo.visible
 
 

@@ -2,7 +2,7 @@
 
 Inputs are copied out of layers on the main thread, so the engine never holds a
 layer or a view into its data: a run cannot modify the user's layers, and a user
-editing a layer cannot corrupt a running job.
+editing a layer cannot corrupt a run in progress.
 
 The engine wants planes in its last two axes. The viewer may show any two axes
 of a layer (a z–x view of a volume, say), so a selection reorders the layer's

@@ -67,9 +67,10 @@ class TrainWidget(Container):
         self.checkpoint_every = SpinBox(
             name="checkpoint_every", value=defaults.checkpoint_every, min=1, max=1_000_000
         )
-        self.weights = ComboBox(
-            name="weights", choices=["bundled", "torchvision", "caffe", "random"], value="bundled"
-        )
+        self.vgg = ComboBox(
+            name="vgg", label="VGG19", choices=["bundled", "torchvision", "caffe", "random"],
+            value="bundled",
+        )  # fmt: skip
         self.device = ComboBox(name="device", choices=available_devices(), value="auto")
         self.run = PushButton(name="run", text="Train")
         self.cancel = PushButton(name="cancel", text="Cancel (keeps the model)", enabled=False)
@@ -77,7 +78,7 @@ class TrainWidget(Container):
         self.extend([
             self.style, self.source, self.images, self.folder, self.output, self.steps,
             self.image_size, self.batch_size, self.content_weight, self.style_weight,
-            self.checkpoint_every, self.weights, self.device, self.run, self.cancel, self.status,
+            self.checkpoint_every, self.vgg, self.device, self.run, self.cancel, self.status,
         ])  # fmt: skip
         self.source.changed.connect(self._on_source_changed)
         self.run.changed.connect(self._on_run)
@@ -95,7 +96,7 @@ class TrainWidget(Container):
             "content_weight": self.content_weight.value,
             "style_weight": self.style_weight.value,
             "checkpoint_every": self.checkpoint_every.value,
-            "weights": self.weights.value,
+            "vgg": self.vgg.value,
             "device": self.device.value,
         }
 

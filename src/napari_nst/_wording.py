@@ -1,8 +1,8 @@
 """Options named in messages, spelled for where the message is read.
 
-The engine names an option as Python does (``weights='bundled'``), right for
-scripts; the command line shows the flag (``--weights bundled``) and napari the
-control (``weights: bundled``), so a hint can be followed where it appears.
+The engine names an option as Python does (``vgg='bundled'``), right for
+scripts; the command line shows the flag (``--vgg bundled``) and napari the
+control (``vgg: bundled``), so a hint can be followed where it appears.
 """
 
 from __future__ import annotations

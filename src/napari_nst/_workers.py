@@ -35,19 +35,19 @@ def start_worker(
     """Run ``steps`` (a generator function) in napari's thread pool, wired and started."""
     # napari's task-status list keeps every worker it has seen, and a worker keeps its
     # function and ``quit``: the run (and with it the loss network and the user's
-    # data) is reachable only through ``job`` here, emptied as soon as the run ends.
-    job: dict[str, Callable[..., Any]] = {"steps": steps}
+    # data) is reachable only through ``calls`` here, emptied as soon as the run ends.
+    calls: dict[str, Callable[..., Any]] = {"steps": steps}
     if cancel is not None:
-        job["cancel"] = cancel
+        calls["cancel"] = cancel
 
     def run() -> Any:
         try:
-            return (yield from job.pop("steps")())
+            return (yield from calls.pop("steps")())
         except RuntimeError as exc:
             traceback.clear_frames(exc.__traceback__)  # keep the trace, not the tensors
             raise RunError(str(exc) or type(exc).__name__) from exc
         finally:
-            job.clear()
+            calls.clear()
 
     worker = create_worker(run, _ignore_errors=True)
     if not isinstance(worker, GeneratorWorker):  # napari decides from the function's kind
@@ -55,8 +55,8 @@ def start_worker(
     quit_between_yields = worker.quit
 
     def quit_now() -> None:
-        if "cancel" in job:
-            job["cancel"]()
+        if "cancel" in calls:
+            calls["cancel"]()
         quit_between_yields()
 
     worker.quit = quit_now  # type: ignore[method-assign]

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 BASE = "http://127.0.0.1:8765"
-TINY = {"weights": "random", "device": "cpu", "iterations": 2, "size": 64}
+TINY = {"vgg": "random", "device": "cpu", "iterations": 2, "size": 64}
 DEADLINE = 120.0
 
 

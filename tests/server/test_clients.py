@@ -71,7 +71,7 @@ def test_the_standard_library_example_stylizes_through_a_real_server(
         with pytest.raises(client.ServerError, match="400: unknown option"):
             client.stylize_via_server(content, [style], tmp_path / "x.png", {"bad": 1}, server.url)
         code = client.main([str(content), str(style), "-o", str(tmp_path / "cli.png"),
-                            "--server", server.url, "--option", "weights=random",
+                            "--server", server.url, "--option", "vgg=random",
                             "--option", "iterations=2", "--option", "size=64",
                             "--option", "device=cpu"])  # fmt: skip
         assert code == 0

@@ -32,7 +32,8 @@ BAD_OPTIONS = [
     (json.dumps(TINY | {"method": "magic"}), "method"),
     (json.dumps({"method": "fast", "checkpoint": "/etc/passwd"}), "models folder"),
     (json.dumps({"method": "fast", "checkpoint": "../../jobs/x/content.png"}), "models folder"),
-    (json.dumps({"weights": "/etc/hostname"}), "models folder"),
+    (json.dumps({"vgg": "/etc/hostname"}), "models folder"),
+    (json.dumps({"weights": "/etc/hostname"}), "models folder"),  # its former name
     (json.dumps({"weights": "caffe:../secret.pth"}), "models folder"),
     (json.dumps({"style_layers": "../etc/passwd"}), "may not name a path"),
     (json.dumps({"labels": "labels.png"}), "labels come as a file"),

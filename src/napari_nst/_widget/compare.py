@@ -1,11 +1,11 @@
-"""The Style Transfer widget's comparison controls: compare, link results, blend.
+"""The Style Transfer widget's comparison controls: compare, link results, fade.
 
 *Compare* is a view, not an edit: it remembers the grid settings, the camera and
 every layer's visibility, shows content, style and results in napari's grid, and
 the second press puts back exactly what was there, so a user can flip between
 "my session" and "side by side" freely. Links it made to tie the results' display
 (opacity, contrast, gamma, visibility) are undone with it, and only those: links
-the user made in napari's layer menu stay. *Blend* fades the latest result over
+the user made in napari's layer menu stay. *Fade* shows the latest result over
 its content in the normal view and leaves the result as it found it at 1.
 """
 
@@ -37,7 +37,7 @@ class _Saved:
 
 
 @dataclass
-class _Blend:
+class _Faded:
     """The faded result's own display, and its content's visibility, to put back."""
 
     result: Layer
@@ -64,7 +64,7 @@ def _camera(viewer: Any) -> Any:
 
 
 class CompareControls:
-    """State and handlers behind ``compare``, ``link_results`` and ``blend``.
+    """State and handlers behind ``compare``, ``link_results`` and ``fade``.
 
     ``inputs()`` gives the content and style layers picked now, ``output()`` the
     latest run's layer (or None).
@@ -78,7 +78,7 @@ class CompareControls:
     ) -> None:
         self._viewer, self._inputs, self._output = viewer, inputs, output
         self._saved: _Saved | None = None
-        self._blended: _Blend | None = None
+        self._faded: _Faded | None = None
         self.compare = PushButton(name="compare", text="Compare side by side")
         self.compare.native.setCheckable(True)
         self.compare.tooltip = (
@@ -89,19 +89,19 @@ class CompareControls:
         self.link_results.tooltip = (
             "While comparing, results share opacity, contrast, gamma and visibility."
         )
-        self.blend = FloatSlider(name="blend", value=1.0, min=0.0, max=1.0, step=0.05)
-        self.blend.tooltip = "Fade the latest result over its content (1 = result only)."
+        self.fade = FloatSlider(name="fade", value=1.0, min=0.0, max=1.0, step=0.05)
+        self.fade.tooltip = "Fade the latest result over its content (1 = result only)."
         # A click toggles the button and then emits ``clicked``; a script's
         # ``compare.value = True`` only toggles it; ``clicked.emit()`` only emits.
         self.compare.native.toggled.connect(self._set_comparing)
         self.compare.changed.connect(self._on_clicked)
         self.link_results.changed.connect(self._on_link_changed)
-        self.blend.changed.connect(self._set_blend)
+        self.fade.changed.connect(self._set_fade)
         self._viewer.layers.events.inserted.connect(self._on_inserted)
 
     @property
     def widgets(self) -> list[Widget]:
-        return [self.compare, self.link_results, self.blend]
+        return [self.compare, self.link_results, self.fade]
 
     @property
     def comparing(self) -> bool:
@@ -131,7 +131,7 @@ class CompareControls:
         return shown
 
     def _enter(self) -> None:
-        self.blend.value = 1.0  # a faded result would be compared faded
+        self.fade.value = 1.0  # a faded result would be compared faded
         viewer, grid = self._viewer, _grid(self._viewer)
         names = ("enabled", "shape", "stride", "spacing")
         self._saved = _Saved(
@@ -205,7 +205,7 @@ class CompareControls:
         if self._saved is not None and RECORD_KEY in event.value.metadata:
             self._link()
 
-    # -- blend ----------------------------------------------------------------------
+    # -- fade -----------------------------------------------------------------------
 
     def _latest(self) -> Layer | None:
         output = self._output()
@@ -214,19 +214,19 @@ class CompareControls:
         found = results(self._viewer)
         return found[-1] if found else None
 
-    def _set_blend(self, opacity: float) -> None:
-        if opacity >= self.blend.max:
-            self._unblend()
+    def _set_fade(self, opacity: float) -> None:
+        if opacity >= self.fade.max:
+            self._unfade()
             return
         result = self._latest()
         if result is None:
             return
-        if self._blended is not None and self._blended.result is not result:
-            self._unblend()
-        if self._blended is None:
-            self.compare.value = False  # a blend is one picture, not a grid
+        if self._faded is not None and self._faded.result is not result:
+            self._unfade()
+        if self._faded is None:
+            self.compare.value = False  # a faded result is one picture, not a grid
             content = self._inputs()[0]
-            self._blended = _Blend(
+            self._faded = _Faded(
                 result,
                 result.opacity,
                 str(result.blending),
@@ -240,12 +240,12 @@ class CompareControls:
                 content.visible = True
         result.opacity = opacity
 
-    def _unblend(self) -> None:
-        blended, self._blended = self._blended, None
-        if blended is None:
+    def _unfade(self) -> None:
+        faded, self._faded = self._faded, None
+        if faded is None:
             return
-        result = blended.result
-        result.opacity, result.blending = blended.opacity, blended.blending
-        result.visible = blended.visible
-        if blended.content is not None:
-            blended.content.visible = blended.content_visible
+        result = faded.result
+        result.opacity, result.blending = faded.opacity, faded.blending
+        result.visible = faded.visible
+        if faded.content is not None:
+            faded.content.visible = faded.content_visible

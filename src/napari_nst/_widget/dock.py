@@ -120,6 +120,7 @@ class StyleTransferWidget(Container):
     def __getitem__(self, key: Any) -> Any:
         """A control by name (``widget["style_weight"]``), in the essentials or a section."""
         if isinstance(key, str):
+            key = _current_control_name(key)
             for part in self._parts():
                 if key in {w.name for w in part}:
                     return part[key]
@@ -161,8 +162,9 @@ class StyleTransferWidget(Container):
     def set_options(self, options: dict[str, Any], sources: object = None) -> list[str]:
         """Set every control from ``options`` (and pick the layers ``sources`` names); the
         notes on options no control stands for or that could not be set."""
-        from ..core.options import Options
+        from ..core.options import Options, current_names
 
+        options = current_names(options, warn=False)  # settings and records of earlier versions
         defaults = Options().to_dict()
         values = defaults | options
         self.essentials.set_options(values)  # first: method, preset, strength
@@ -230,7 +232,7 @@ class StyleTransferWidget(Container):
             assert style is not None
             inputs = self.styles_section.inputs(content, style, selection, scheduler)
             styles, labels, sources = inputs.styles, inputs.labels, inputs.sources
-        job = prepare_run(
+        run = prepare_run(
             selection.data, styles, scheduler, labels=labels,
             contrast_limits=_layers.gray_contrast_limits(content), spacing=selection.spacing,
             preview_every=max(1, self.essentials.iterations.value // 100),
@@ -240,7 +242,7 @@ class StyleTransferWidget(Container):
         style_name = checkpoint.stem if fast else style.name  # type: ignore[union-attr]
         output = _layers.output_spec(content, style_name, selection)
         return RunRequest(
-            job, output["name"], selection, output["sources"] | sources, output["colormap"]
+            run, output["name"], selection, output["sources"] | sources, output["colormap"]
         )
 
     def _on_run(self) -> None:
@@ -324,3 +326,18 @@ def _scrolling(content: QWidget) -> QScrollArea:
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
     area.setWidget(content)
     return area
+
+
+def _current_control_name(name: str) -> str:
+    """A control's name today: controls named after a renamed option (``weights``, now
+    ``vgg``) are found by the old name too, with a DeprecationWarning."""
+    import warnings
+
+    from ..core.options import RENAMED
+
+    old = name.removesuffix("_file")
+    if old not in RENAMED:
+        return name
+    new = RENAMED[old] + name[len(old) :]
+    warnings.warn(f"control {name!r} is now {new!r}", DeprecationWarning, stacklevel=4)
+    return new

@@ -1,4 +1,5 @@
-"""The *Explore* section: sweep a parameter, compare results side by side, blend.
+"""The *Explore* section: sweep a parameter, compare results side by side, fade a result
+over its content.
 
 It composes the sweep controls (:mod:`.sweep`) and the comparison controls
 (:mod:`.compare`); the dock hands it what they read of the rest of the dock.
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 class ExploreSection(Section):
     """``sweep_parameter``, ``sweep_values``, ``sweep``, ``compare``, ``link_results``,
-    ``blend``."""
+    ``fade``."""
 
     gatys_only = ("sweep_parameter", "sweep_values", "sweep")
 

@@ -78,7 +78,7 @@ class JobQueue(Container):
 
 def describe(request: RunRequest) -> str:
     """One line naming a waiting run: its output layer, and what differs in a sweep."""
-    options = request.job.options
+    options = request.run.options
     what = request.label or request.name
     if options.method == "gatys":
         return f"{what}  ({options.iterations} it.)"

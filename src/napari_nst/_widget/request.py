@@ -46,7 +46,7 @@ class SweepTarget(Target, Protocol):
 class RunRequest:
     """A run and its destination."""
 
-    job: Run
+    run: Run
     """The engine run: ``StyleTransfer``, ``FastTransfer`` or ``StackOnDask``."""
     name: str
     """The output layer's name."""
@@ -76,14 +76,14 @@ class RunRequest:
         run's loss curve and record."""
         return self.record is not None
 
-    def continuing(self, job: Run, record: RunRecord, output: Layer, target: Target) -> RunRequest:
-        """The same destination, for ``job`` carrying on ``record`` into ``output``."""
-        return replace(self, job=job, kind="continue", record=record, output=output, target=target)
+    def continuing(self, run: Run, record: RunRecord, output: Layer, target: Target) -> RunRequest:
+        """The same destination, for ``run`` carrying on ``record`` into ``output``."""
+        return replace(self, run=run, kind="continue", record=record, output=output, target=target)
 
-    def at_full_size(self, job: Run, record: RunRecord) -> RunRequest:
-        """A new layer beside this one for ``job``, a full-size continuation of ``record``."""
+    def at_full_size(self, run: Run, record: RunRecord) -> RunRequest:
+        """A new layer beside this one for ``run``, a full-size continuation of ``record``."""
         return replace(
-            self, job=job, kind="full size", name=f"{self.name} (full size)", record=record,
+            self, run=run, kind="full size", name=f"{self.name} (full size)", record=record,
             output=None, target=None, label=None,
         )  # fmt: skip
 

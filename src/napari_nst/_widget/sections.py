@@ -3,7 +3,7 @@
 Each is a :class:`~.controls.Section` whose controls are named after options of
 the option table; what a section does beyond the generic ``options()`` /
 ``set_options()`` is here: a look that follows the content (gray → luminance), the
-weights a preset asks for, a weights file in either layout, a device this machine
+weights a preset asks for, a VGG19 file in either layout, a device this machine
 may lack.
 """
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from napari.layers import Image
 
 STACK_MODES = [("current slice", "slice"), ("whole stack", "all")]
-WEIGHT_SOURCES = [
+VGG_SOURCES = [
     ("bundled", "bundled"),
     ("torchvision", "torchvision"),
     ("caffe", "caffe"),
@@ -38,7 +38,7 @@ WEIGHT_SOURCES = [
 """The VGG19 sources: a local file in either layout (a Caffe-layout file read as
 torchvision's would see wrong colours and scale)."""
 FILE_SOURCES = {"file": "", "caffe file": "caffe:"}
-"""Weight-source choices that take the file box, and the prefix each gives the file."""
+"""VGG19 choices that take the file box, and the prefix each gives the file."""
 
 
 class LookSection(Section):
@@ -155,9 +155,9 @@ class StacksSection(Section):
 
 
 class EngineSection(Section):
-    """``device``, ``weights`` (with ``weights_file``), ``seed``, and *Train a fast model…*."""
+    """``device``, ``vgg`` (with ``vgg_file``), ``seed``, and *Train a fast model…*."""
 
-    gatys_only = ("weights_file",)
+    gatys_only = ("vgg_file",)
 
     def __init__(self) -> None:
         from ..core.devices import available_devices
@@ -165,44 +165,40 @@ class EngineSection(Section):
 
         defaults = Options()
         self.device = ComboBox(name="device", choices=available_devices(), value="auto")
-        self.weights = ComboBox(
-            name="weights", choices=WEIGHT_SOURCES,
-            value="bundled" if defaults.weights == "auto" else defaults.weights,
+        self.vgg = ComboBox(
+            name="vgg", label="VGG19", choices=VGG_SOURCES,
+            value="bundled" if defaults.vgg == "auto" else defaults.vgg,
         )  # fmt: skip
-        self.weights_file = FileEdit(
-            name="weights_file", label="weights file", filter="*.pth *.pt"
-        )
-        self.weights_file.tooltip = "A local VGG19 state dict, in the layout chosen above."
+        self.vgg_file = FileEdit(name="vgg_file", label="VGG19 file", filter="*.pth *.pt")
+        self.vgg_file.tooltip = "A local VGG19 state dict, in the layout chosen above."
         self.seed = SpinBox(name="seed", value=defaults.seed, min=0, max=2**31 - 1)
         self.train = PushButton(name="train", text="Train a fast model…")
         self.train.tooltip = "Open the Train Fast Style dock: a model for one style, applied "
         "in one pass."
-        super().__init__(
-            "engine", [self.device, self.weights, self.weights_file, self.seed, self.train]
-        )
-        self.weights.changed.connect(self.update_visibility)
+        super().__init__("engine", [self.device, self.vgg, self.vgg_file, self.seed, self.train])
+        self.vgg.changed.connect(self.update_visibility)
         self.update_visibility()
 
     def applies(self, name: str) -> bool:
-        if name == "weights_file" and self.weights.value not in FILE_SOURCES:
+        if name == "vgg_file" and self.vgg.value not in FILE_SOURCES:
             return False
         return super().applies(name)
 
     def options(self) -> dict[str, Any]:
-        weights = self.weights.value
-        if weights in FILE_SOURCES:
-            weights = FILE_SOURCES[weights] + str(self.weights_file.value)
-        return {"device": self.device.value, "weights": weights, "seed": self.seed.value}
+        vgg = self.vgg.value
+        if vgg in FILE_SOURCES:
+            vgg = FILE_SOURCES[vgg] + str(self.vgg_file.value)
+        return {"device": self.device.value, "vgg": vgg, "seed": self.seed.value}
 
     def set_options(self, values: dict[str, Any]) -> list[str]:
         self.seed.value = values["seed"]
-        weights = "bundled" if values["weights"] == "auto" else values["weights"]
-        if weights in self.weights.choices and weights not in FILE_SOURCES:
-            self.weights.value = weights
+        vgg = "bundled" if values["vgg"] == "auto" else values["vgg"]
+        if vgg in self.vgg.choices and vgg not in FILE_SOURCES:
+            self.vgg.value = vgg
         else:
-            prefix = "caffe:" if weights.startswith("caffe:") else ""
-            self.weights.value = "caffe file" if prefix else "file"
-            self.weights_file.value = weights.removeprefix(prefix)
+            prefix = "caffe:" if vgg.startswith("caffe:") else ""
+            self.vgg.value = "caffe file" if prefix else "file"
+            self.vgg_file.value = vgg.removeprefix(prefix)
         device = values["device"]
         for candidate in (device, f"{device}:0"):
             if candidate in self.device.choices:

@@ -9,7 +9,7 @@ Pause is the generator worker's own: between two yields it stops pulling the
 engine's generator, which keeps the optimiser (L-BFGS history included) as it was;
 the iteration in flight finishes first. Weight boxes changed while a Gatys run goes
 are sent into its generator (``worker.send``) and apply from its next iteration.
-Continue runs ``job.continued(iterations)`` from where the last finished run
+Continue runs ``run.continued(iterations)`` from where the last finished run
 stopped, into the same output layer and the same run record. Full size goes on the
 same way at the content's own resolution, from the result upsampled (one more
 coarse-to-fine level, as neural-style's multi-resolution script does), into a new
@@ -114,8 +114,8 @@ class RunSession:
         return self.worker is not None
 
     @property
-    def job(self) -> Run | None:
-        return self.request.job if self.request is not None else None
+    def run(self) -> Run | None:
+        return self.request.run if self.request is not None else None
 
     def report(self, message: str) -> None:
         """An error as napari's pop-up (one elided line until expanded) and, whole and
@@ -129,10 +129,10 @@ class RunSession:
         from ..core.api import with_threads
         from ..core.provenance import RunRecord
 
-        job = request.job
+        run = request.run
         self.request, self.output, self._target = request, request.output, request.target
-        self.record = request.record or RunRecord(job.options.to_dict(), request.sources)
-        self.progress = progress(total=job.planes * job.options.iterations, desc="Style transfer")
+        self.record = request.record or RunRecord(run.options.to_dict(), request.sources)
+        self.progress = progress(total=run.planes * run.options.iterations, desc="Style transfer")
         self.progress.set_description(_STARTING[request.kind])
         self.cancel.enabled = True
         if not request.extends_curve:
@@ -141,17 +141,17 @@ class RunSession:
         if request.record is None:
             self.record.threads = threads
         self.worker = start_worker(
-            lambda: with_threads(job.steps(), threads),
+            lambda: with_threads(run.steps(), threads),
             yielded=self._on_step,
             errored=self._on_error,
             finished=self._on_finished,
-            cancel=job.cancel,
+            cancel=run.cancel,
         )
         self._finished, self._cancelling, self._announced = None, False, False
         self.worker.paused.connect(self._on_paused)
         self.worker.resumed.connect(self._on_resumed)
         # A Dask stack's planes run on the cluster: holding the stream would not pause them.
-        self.pause.enabled, self.resume.enabled = job.pausable, False
+        self.pause.enabled, self.resume.enabled = run.pausable, False
         self._refresh()
 
     # -- steps (main thread) ------------------------------------------------------------
@@ -184,9 +184,9 @@ class RunSession:
 
         record.update(step)
         self._plot.add(step)
-        job = self.job
-        if job is not None and (step.iteration == 1 or step.done or not record.info):
-            record.info = job.info()
+        run = self.run
+        if run is not None and (step.iteration == 1 or step.done or not record.info):
+            record.info = run.info()
             if self.progress is not None:
                 self.progress.set_description("Style transfer")
         where = f"slice {step.plane + 1}/{step.planes}  " if step.planes > 1 else ""
@@ -204,14 +204,13 @@ class RunSession:
     def _announce(self, step: Step) -> None:
         """Once per run, when its first estimate comes: a long run says how long it will
         take and what a smaller size would take."""
-        job = self.job
-        if step.remaining is None or self._announced or job is None:
+        run = self.run
+        if step.remaining is None or self._announced or run is None:
             return
         self._announced = True
         from ..core.optim import long_run_note
 
-        size, device = getattr(job.options, "size", None), str(getattr(job, "device", ""))
-        note = size and long_run_note(step.elapsed + step.remaining, size, device)
+        note = long_run_note(step.elapsed + step.remaining, max(run.shape), str(run.device))
         if note:
             show_info(f"Style transfer: {for_gui(note)}")
 
@@ -221,7 +220,7 @@ class RunSession:
         if request is None:
             return
         if self._target is None:
-            rendering = request.job.rendering
+            rendering = request.run.rendering
             self._target = _layers.OutputTarget(
                 request.selection, rendering.shape, rendering.dtype, rendering.fill
             )
@@ -234,7 +233,7 @@ class RunSession:
 
     def _add_output_layer(self, request: RunRequest) -> Image:
         assert self._target is not None and self.record is not None
-        rendering, sweep = request.job.rendering, request.sweep
+        rendering, sweep = request.run.rendering, request.sweep
         add = sweep.add_layer if sweep is not None else _layers.add_output_layer
         geometry = _layers.output_geometry(
             request.selection, rendering.layout.plane_shape, rendering.result_plane
@@ -282,7 +281,7 @@ class RunSession:
         self.pause.enabled = self.resume.enabled = False
         keep = (
             request is not None
-            and request.job.continuable
+            and request.run.continuable
             and record is not None
             and record.status in ("done", "cancelled")
             and self.output is not None
@@ -290,7 +289,7 @@ class RunSession:
             and request.sweep is None
         )
         if keep:
-            self._finished = request.continuing(request.job, record, self.output, self._target)
+            self._finished = request.continuing(request.run, record, self.output, self._target)
         self._refresh(ending=True)
         self.worker = self.request = self.progress = self._target = None
         self.cancel.enabled = False
@@ -307,7 +306,7 @@ class RunSession:
         self.status.value = "cancelling…"
         self.cancel.enabled = self.pause.enabled = self.resume.enabled = False
         self.worker.resume()  # a paused run has to go on to see the stop
-        self.job.cancel()  # also seen inside a line search and between setup stages
+        self.run.cancel()  # also seen inside a line search and between setup stages
         # The engine answers STOP with one last step that holds the best image so far.
         self.worker.send(STOP)
 
@@ -351,13 +350,13 @@ class RunSession:
 
         A second send before that iteration replaces the first, hence all three.
         """
-        worker, job = self.worker, self.job
-        if worker is None or job is None or self._cancelling or not job.steerable:
+        worker, run = self.worker, self.run
+        if worker is None or run is None or self._cancelling or not run.steerable:
             return
         values = self._weights()
         sweep = self.request.sweep if self.request is not None else None
         if sweep is not None and sweep.parameter in values:  # the swept value stays
-            values[sweep.parameter] = float(getattr(job.options, sweep.parameter))
+            values[sweep.parameter] = float(getattr(run.options, sweep.parameter))
         worker.send(values)
 
     # -- continue ------------------------------------------------------------------------
@@ -371,30 +370,30 @@ class RunSession:
             return
         iterations = self._iterations()
         try:
-            job = finished.job.continued(iterations)
+            run = finished.run.continued(iterations)
         except ValueError as exc:
             show_error(f"Style transfer: {exc}")
             return
         assert finished.record is not None
         finished.record.reopen(iterations)  # noted, so a recipe replays it
-        self.start(finished.continuing(job, finished.record, finished.output, finished.target))
+        self.start(finished.continuing(run, finished.record, finished.output, finished.target))
 
     def _on_full_size(self) -> None:
         finished = self._finished
-        if finished is None or self.running or not _smaller_than_content(finished.job):
+        if finished is None or self.running or not _smaller_than_content(finished.run):
             return
         from ..core.devices import MemoryEstimateError
 
-        size, iterations = finished.job.full_size, self._iterations()
+        size, iterations = finished.run.full_size, self._iterations()
         try:
-            job = finished.job.continued(iterations, size=size)
+            run = finished.run.continued(iterations, size=size)
         except MemoryEstimateError as exc:
             show_error(f"Full size: {exc}")
             return
         record = copy.deepcopy(finished.record)
         assert record is not None
         record.reopen(iterations, size=size)
-        self.start(finished.at_full_size(job, record))
+        self.start(finished.at_full_size(run, record))
         if self.progress is not None:
             self.progress.set_description(f"Style transfer: full size ({size} px)")
 
@@ -416,17 +415,18 @@ class RunSession:
             and finished.output in self._viewer.layers
         )
         self.continue_run.enabled = available
-        self.full_size.enabled = available and _smaller_than_content(finished.job)
+        self.full_size.enabled = available and _smaller_than_content(finished.run)
 
 
 _STARTING = {
-    "new": "Style transfer: loading VGG19 weights",
-    "sweep": "Style transfer: loading VGG19 weights",
+    "new": "Style transfer: loading the VGG19",
+    "sweep": "Style transfer: loading the VGG19",
     "continue": "Style transfer: continuing",
     "full size": "Style transfer: full size",
 }
 
 
-def _smaller_than_content(job: Run) -> bool:
-    """A Gatys run computed below the content's own resolution (Full size would add detail)."""
-    return job.steerable and max(job.shape) < job.full_size
+def _smaller_than_content(run: Run) -> bool:
+    """A run that can go on, computed below the content's own resolution (Full size would
+    add detail)."""
+    return run.continuable and max(run.shape) < run.full_size

@@ -1,6 +1,6 @@
 """Parameter sweeps: one optimisation per value of a parameter, into one stack layer.
 
-The runs go through the job queue, run k writing plane k of one output layer
+The runs go through the run queue, run k writing plane k of one output layer
 shaped (N, H, W[, C]) whose leading axis is the sweep: its axis label lists the
 values, and the viewer's text overlay names the value on screen while the user
 scrubs the slider. The runs share the VGG weights and, unless the style scale is
@@ -71,7 +71,7 @@ class SweepPlan:
     """One sweep's output: the (N, H, W[, C]) array, its layer once shown, the records."""
 
     def __init__(self, parameter: str, values: list[Any], request: RunRequest):
-        rendering = request.job.rendering
+        rendering = request.run.rendering
         self.parameter, self.values = parameter, list(values)
         self.array = np.full((len(values), *rendering.shape), rendering.fill, rendering.dtype)
         self.records: list[dict[str, Any] | None] = [None] * len(values)
@@ -187,7 +187,7 @@ class SweepControls:
                 raise ValueError("a sweep varies the optimisation: choose method 'gatys'")
             values = sweep_values(self.sweep_values.value, parameter, options[parameter])
             runs = [self._prepare(**{parameter: value}) for value in values]
-            if not runs[0].job.steerable or runs[0].job.planes != 1:
+            if not runs[0].run.steerable or runs[0].run.planes != 1:
                 raise ValueError(
                     "a sweep runs on one 2-D plane: choose stack 'current slice' "
                     "(and no Dask scheduler)"

@@ -10,7 +10,7 @@
 No napari or Qt imports: the CLI and the widget build on this package.
 """
 
-from .item import BatchError, Job, Result, run_item, sidecar
+from .item import BatchError, Item, Result, run_item, sidecar
 from .plan import (
     IMAGE_SUFFIXES,
     Report,
@@ -27,7 +27,7 @@ from .plan import (
 __all__ = [
     "IMAGE_SUFFIXES",
     "BatchError",
-    "Job",
+    "Item",
     "Report",
     "Result",
     "engine_cache_stats",

@@ -3,7 +3,7 @@
 Each item is one task running :func:`napari_nst.batch.run_item` on a worker, which
 reads its input and writes its output and sidecar itself (so workers must see the
 same paths as this process: one machine, or a shared filesystem). Workers keep
-what the engine caches per process (VGG weights, fast models, style targets), so
+what the engine caches per process (VGG19, fast models, style targets), so
 a model is loaded once per worker, not once per item.
 
 Failures: problems with an input fail its item at once (retrying cannot help);
@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .item import BatchError, Job, Result, record_failure, run_item
+from .item import BatchError, Item, Result, record_failure, run_item
 
 RETRIES = 2
 """Extra attempts for an item that raised something other than a bad-input error."""
@@ -89,22 +89,22 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         cluster.close()
 
 
-def run_on_dask(client: Any, jobs: Sequence[Job], retries: int = RETRIES) -> Iterator[Result]:
+def run_on_dask(client: Any, items: Sequence[Item], retries: int = RETRIES) -> Iterator[Result]:
     """Submit every item and yield results as they finish; unfinished ones are
     cancelled when the caller stops early (Ctrl-C)."""
     distributed = distributed_module()
     batch = f"napari-nst-item-{uuid.uuid4().hex}"  # one task group, so Dask queues them
     futures = {
-        client.submit(run_item, job, True, key=(batch, number), pure=False, retries=retries): job
-        for number, job in enumerate(jobs)
+        client.submit(run_item, item, True, key=(batch, number), pure=False, retries=retries): item
+        for number, item in enumerate(items)
     }
     try:
         for future in distributed.as_completed(futures):
-            job = futures[future]
+            item = futures[future]
             try:
                 yield future.result()
             except Exception as exc:  # raised after its retries, or its workers died
-                yield record_failure(job, describe_error(exc))
+                yield record_failure(item, describe_error(exc))
     finally:
         client.cancel(list(futures))
 

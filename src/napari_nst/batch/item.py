@@ -1,6 +1,6 @@
 """One batch item, as a worker runs it: read, stylise, write the image, then the record.
 
-Plain data in (:class:`Job`), plain data out (:class:`Result`), so the same
+Plain data in (:class:`Item`), plain data out (:class:`Result`), so the same
 function runs in this process or on a Dask worker. Writes are atomic (temporary
 file, then rename) and the sidecar comes last: an image without a ``done``
 sidecar is unfinished, whatever happened to the process writing it.
@@ -27,7 +27,7 @@ class BatchError(ValueError):
 
 
 @dataclass(frozen=True)
-class Job:
+class Item:
     """One item, with everything a worker needs (plain data, so it pickles)."""
 
     name: str
@@ -55,7 +55,7 @@ def sidecar(output: str | os.PathLike) -> Path:
     return Path(f"{output}.json")
 
 
-def run_item(job: Job, raise_unexpected: bool = False) -> Result:
+def run_item(item: Item, raise_unexpected: bool = False) -> Result:
     """Stylise one item and write its image, then its sidecar.
 
     Problems with the input or options (``ValueError``) fail the item at once and
@@ -66,58 +66,58 @@ def run_item(job: Job, raise_unexpected: bool = False) -> Result:
 
     start, worker = time.perf_counter(), f"{socket.gethostname()}:{os.getpid()}"
     try:
-        with torch_threads(job.threads) as threads:
-            record = _stylize(job)
+        with torch_threads(item.threads) as threads:
+            record = _stylize(item)
     except ValueError as exc:
-        return record_failure(job, str(exc), worker)
+        return record_failure(item, str(exc), worker)
     except Exception as exc:
         if raise_unexpected:
             raise
-        return record_failure(job, f"{type(exc).__name__}: {exc}", worker)
+        return record_failure(item, f"{type(exc).__name__}: {exc}", worker)
     seconds = time.perf_counter() - start
     record["batch"] = {
-        "recipe": job.recipe,
-        "output_bytes": Path(job.output).stat().st_size,
+        "recipe": item.recipe,
+        "output_bytes": Path(item.output).stat().st_size,
         "threads": threads,
         "worker": worker,
         "seconds": seconds,
     }
-    write_json(sidecar(job.output), record)
-    return Result(job.name, "done", seconds=seconds, worker=worker)
+    write_json(sidecar(item.output), record)
+    return Result(item.name, "done", seconds=seconds, worker=worker)
 
 
-def record_failure(job: Job, message: str, worker: str = "") -> Result:
+def record_failure(item: Item, message: str, worker: str = "") -> Result:
     """Report a failed item and say so in its sidecar (an older image is left as it was)."""
     record = {
-        "params": job.options,
+        "params": item.options,
         "status": "failed",
         "message": message,
-        "sources": {"content": job.source, "style": job.style},
+        "sources": {"content": item.source, "style": item.style},
         "output": None,
-        "batch": {"recipe": job.recipe, "worker": worker},
+        "batch": {"recipe": item.recipe, "worker": worker},
     }
     with contextlib.suppress(OSError):
-        write_json(sidecar(job.output), record)
-    return Result(job.name, "failed", message, worker=worker)
+        write_json(sidecar(item.output), record)
+    return Result(item.name, "failed", message, worker=worker)
 
 
-def _stylize(job: Job) -> dict[str, Any]:
+def _stylize(item: Item) -> dict[str, Any]:
     from ..core import prepare
     from ..core.api import run_to_end
     from ..core.provenance import RunRecord
 
-    content = read_image(job.source, "content image")
-    options = dict(job.options)
+    content = read_image(item.source, "content image")
+    options = dict(item.options)
     options.setdefault("stack", "all" if is_stack(content) else "slice")
-    style = read_image(job.style, "style image") if job.style else None
+    style = read_image(item.style, "style image") if item.style else None
     run = prepare(content, style, **options)
     rendering = run.rendering
-    check_writable(job.output, len(rendering.shape), rgb=rendering.kind != "gray")
-    record = RunRecord(run.options.to_dict(), {"content": job.source, "style": job.style})
+    check_writable(item.output, len(rendering.shape), rgb=rendering.kind != "gray")
+    record = RunRecord(run.options.to_dict(), {"content": item.source, "style": item.style})
     result = run_to_end(run, on_step=record.update).image
     log = record.to_dict() | run.info()
     log["steps"] = log.pop("history")  # the CLI's spelling, as in --log-json
-    log["output"] = str(write_result(result, job.output, rendering))
+    log["output"] = str(write_result(result, item.output, rendering))
     return log
 
 

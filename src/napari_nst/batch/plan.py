@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.files import EIGHT_BIT_SUFFIXES, TIFF_SUFFIXES, read_image
-from .item import BatchError, Job, Result, run_item, sidecar
+from .item import BatchError, Item, Result, run_item, sidecar
 
 IMAGE_SUFFIXES = EIGHT_BIT_SUFFIXES | TIFF_SUFFIXES
 """What a folder or glob contributes; files named one by one may be any format."""
@@ -118,7 +118,7 @@ def plan(
     options: dict[str, Any] | None = None,
     overwrite: bool = False,
     threads: int | None = None,
-) -> tuple[list[Job], list[Job]]:
+) -> tuple[list[Item], list[Item]]:
     """Validate everything and split the items into (to run, already finished).
 
     ``options`` are the engine's; ``stack`` left unset means per file: stacks are
@@ -151,7 +151,7 @@ def plan(
         read_image(style, "style image")  # unreadable: refuse now, not once per item
         style = str(Path(style).expanduser().resolve())
         style_sha = file_sha256(style)
-        parsed = replace(parsed, weights=_weights_path(parsed.weights))
+        parsed = replace(parsed, vgg=_vgg_path(parsed.vgg))
     run_options = parsed.to_dict()
     if not stack:
         del run_options["stack"]
@@ -179,14 +179,14 @@ def plan(
             "checkpoint_sha256": checkpoint_sha,
         }
         recipe = json.loads(json.dumps(recipe))  # as a sidecar reads back
-        job = Job(name, str(source), str(output), style, run_options, recipe, threads)
-        (finished if not overwrite and is_finished(job) else todo).append(job)
+        item = Item(name, str(source), str(output), style, run_options, recipe, threads)
+        (finished if not overwrite and is_finished(item) else todo).append(item)
     return todo, finished
 
 
-def _weights_path(spec: str) -> str:
-    """A weights file as an absolute path (``caffe:`` kept); refused now if missing."""
-    from ..core.vgg import SOURCES, WeightsError
+def _vgg_path(spec: str) -> str:
+    """A VGG19 file as an absolute path (``caffe:`` kept); refused now if missing."""
+    from ..core.vgg import SOURCES, VGGError
 
     spec = spec.strip()
     if spec in SOURCES:
@@ -194,13 +194,13 @@ def _weights_path(spec: str) -> str:
     prefix = "caffe:" if spec.startswith("caffe:") else ""
     path = Path(spec.removeprefix(prefix)).expanduser()
     if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
+        raise VGGError(f"VGG19 file not found: {path}")
     return prefix + str(path.resolve())
 
 
-def is_finished(job: Job) -> bool:
-    """The image exists and its sidecar says it was made, completely, from ``job.recipe``."""
-    output, record_path = Path(job.output), sidecar(job.output)
+def is_finished(item: Item) -> bool:
+    """The image exists and its sidecar says it was made, completely, from ``item.recipe``."""
+    output, record_path = Path(item.output), sidecar(item.output)
     if not output.is_file() or not record_path.is_file():
         return False
     try:
@@ -213,9 +213,19 @@ def is_finished(job: Job) -> bool:
     return (
         record.get("status") == "done"
         and isinstance(batch, dict)
-        and batch.get("recipe") == job.recipe
+        and _in_current_names(batch.get("recipe")) == item.recipe
         and batch.get("output_bytes") == output.stat().st_size
     )
+
+
+def _in_current_names(recipe: object) -> object:
+    """A sidecar's recipe with options renamed since it was written under today's names,
+    so an upgrade does not redo a finished item."""
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("options"), dict):
+        return recipe
+    from ..core.options import current_names
+
+    return recipe | {"options": current_names(recipe["options"], warn=False)}
 
 
 def options_with_recipe(recipe: str | os.PathLike | None, flags: dict[str, Any]) -> dict[str, Any]:
@@ -240,7 +250,7 @@ def options_with_recipe(recipe: str | os.PathLike | None, flags: dict[str, Any])
 
 @contextlib.contextmanager
 def execute(
-    todo: Sequence[Job],
+    todo: Sequence[Item],
     scheduler: str | None = None,
     workers: int | None = None,
     client: Any = None,
@@ -264,7 +274,7 @@ def execute(
         from ..core import devices
 
         devices.resolve_device(todo[0].options["device"])  # unusable: a usage error
-        yield (run_item(job) for job in todo)
+        yield (run_item(item) for item in todo)
 
 
 def engine_cache_stats() -> dict[str, int]:
@@ -293,4 +303,4 @@ def run_batch(
     ``dask.distributed.Client``). Failed items are in ``report.failed``."""
     todo, finished = plan(inputs, outdir, style, options, overwrite, threads)
     with execute(todo, client=client) as results:
-        return Report(list(results), [job.name for job in finished])
+        return Report(list(results), [item.name for item in finished])

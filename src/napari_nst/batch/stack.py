@@ -8,7 +8,7 @@ or starting a local one (seconds), happens in ``steps()``, in the worker thread.
 
 Each plane is stylised on its own, on a worker, with the whole stack's intensity
 window, by the same engine (:func:`stylize_plane`); a worker keeps what the
-engine caches per process (VGG weights, fast models, style targets). Gatys
+engine caches per process (VGG19, fast models, style targets). Gatys
 planes are therefore independent: there is no chaining from one slice's result
 to the next and no slice term (that is sequential by nature), and a
 luminance-only style is matched to each plane's brightness, not the stack's.
@@ -73,6 +73,8 @@ class StackOnDask:
             raise ValueError("a Dask scheduler runs whole stacks: choose stack 'all'")
         self._local = local
         self.options, self.layout, self.rendering = local.options, local.layout, local.rendering
+        self.device, self.shape, self.full_size = local.device, local.shape, local.full_size
+        self.last_iteration = 0
         self._content, self._style = content, style
         self._unit = self.options.iterations if self.options.method == "gatys" else 1
         self._threads = cpu_threads(share=self._workers) if self._address is None else None
@@ -85,6 +87,9 @@ class StackOnDask:
     @property
     def planes(self) -> int:
         return self._local.planes
+
+    def continued(self, iterations: int, size: int | None = None) -> StackOnDask:
+        raise ValueError("a stack run on a cluster cannot be continued: run it again")
 
     def cancel(self) -> None:
         """Stop from any thread: the unfinished tasks are cancelled within a poll."""
@@ -225,11 +230,11 @@ def stylize_plane(
     from ..core.api import run_to_end
 
     with torch_threads(threads):
-        job = prepare(plane, style, **options)
-        collected = run_to_end(job)
+        run = prepare(plane, style, **options)
+        collected = run_to_end(run)
     if not collected.written or collected.last is None:
         raise RuntimeError("the engine ended without a result")
-    return collected.image, collected.last.losses, job.info()
+    return collected.image, collected.last.losses, run.info()
 
 
 def _plane_options(options: Any, layout: Any, rendering: Any) -> dict[str, Any]:
@@ -241,7 +246,7 @@ def _plane_options(options: Any, layout: Any, rendering: Any) -> dict[str, Any]:
         luminance_only=rendering.luminance_only,
         preview_every=options.iterations,  # only the final image comes back
         checkpoint=_absolute(options.checkpoint),
-        weights=_absolute(options.weights),
+        vgg=_absolute(options.vgg),
     )
     return plane.to_dict()
 

@@ -14,11 +14,20 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .._wording import for_cli
 from ..core.files import check_writable, read_image
-from .options import add_batch_parser, add_run_options, add_serve_parser, add_train_parser
+from .options import (
+    add_batch_parser,
+    add_run_options,
+    add_serve_parser,
+    add_train_parser,
+    note,
+)
+
+if TYPE_CHECKING:
+    from ..core.step import Run
 
 PROG = "napari-nst"
 
@@ -94,9 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def current_flags(args: argparse.Namespace) -> argparse.Namespace:
+    """Flags under today's names (``--weights`` is ``--vgg``), with a note for each old
+    one on stderr; the old names keep working (renamed choices: ``options._CurrentChoice``)."""
+    from ..core.options import RENAMED, current_names
+
+    given = vars(args)
+    for old, new in RENAMED.items():
+        if old in given:
+            note(f"--{old.replace('_', '-')} is now --{new.replace('_', '-')}")
+    return argparse.Namespace(**current_names(given, warn=False))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = current_flags(build_parser().parse_args(argv))
         if args.command == "demo":
             return _demo()
         if args.command == "samples":
@@ -139,8 +160,8 @@ def _stylize(args: argparse.Namespace) -> int:
         threads = recipe.threads
     with torch_threads(threads):
         code, log = _run_stylize(args, options, recipe)
-    for note in differences(recipe, log) if recipe is not None else ():
-        print(f"{PROG}: note: unlike the recipe's run, {note}", file=sys.stderr)
+    for difference in differences(recipe, log) if recipe is not None else ():
+        print(f"{PROG}: note: unlike the recipe's run, {difference}", file=sys.stderr)
     if "upsampled" in log and not args.quiet:
         print(f"{PROG}: note: {_upsampled(log['upsampled'])}", file=sys.stderr)
     return code
@@ -178,7 +199,7 @@ def _run_stylize(
     record = RunRecord(run.options.to_dict(), {"content": args.content, "style": style_names})
     steps = replayed_steps(run, recipe)
     collected = Collected(run)
-    # The bar starts with the first step: an error while loading weights stays one line,
+    # The bar starts with the first step: an error while loading VGG19 stays one line,
     # and a download shows torch's own progress bar.
     bar: Any = None
     noted = False
@@ -253,7 +274,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save(image: Any, args: argparse.Namespace, run: Any, log: dict[str, Any]) -> dict[str, Any]:
+def _save(image: Any, args: argparse.Namespace, run: Run, log: dict[str, Any]) -> dict[str, Any]:
     """Write the image, then the record (CLI spelling: ``steps`` for the history)."""
     from ..batch.item import write_result
 

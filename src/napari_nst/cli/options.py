@@ -9,6 +9,7 @@ default and the help texts only name it.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 
@@ -36,18 +37,43 @@ def add_run_options(parser: argparse.ArgumentParser, leave_out: tuple[str, ...] 
     Unset flags stay out of the namespace (``SUPPRESS``), so the engine's defaults
     (or a batch recipe) apply.
     """
-    from ..core.options import GROUPS, in_group
+    from ..core.options import GROUPS, RENAMED, in_group
 
     for group, heading in GROUPS.items():
         section = parser.add_argument_group(f"{heading.lower()} options")
         for spec in in_group(group):
             if spec.name not in leave_out:
                 section.add_argument(spec.flag, default=argparse.SUPPRESS, **_argument(spec))
+    for old in RENAMED:  # still accepted, not shown: see commands.current_flags
+        parser.add_argument(_flag(old), default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+class _CurrentChoice:
+    """The type of a flag some of whose choices were renamed: an old one is accepted as
+    today's (before argparse checks the choices), with a note."""
+
+    def __init__(self, flag: str, renamed: dict[str, str]) -> None:
+        self.flag, self.renamed = flag, renamed
+
+    def __call__(self, text: str) -> str:
+        if text not in self.renamed:
+            return text
+        note(f"{self.flag} {text} is now {self.flag} {self.renamed[text]}")
+        return self.renamed[text]
+
+
+def note(text: str) -> None:
+    """A note on stderr that an old name was used; it still works."""
+    print(f"napari-nst: note: {text}; the old name still works", file=sys.stderr)
 
 
 def _argument(spec: Any) -> dict[str, Any]:
     """``add_argument``'s keywords for one option of the table."""
-    from ..core.options import shown_default
+    from ..core.options import RENAMED_CHOICES, shown_default
 
     only = f"; {spec.methods[0]} only" if len(spec.methods) == 1 else ""
     keywords: dict[str, Any] = {"help": f"{spec.help} (default: {shown_default(spec)}{only})"}
@@ -59,6 +85,8 @@ def _argument(spec: Any) -> dict[str, Any]:
         keywords["type"] = _TYPES[spec.kind]
     if spec.choices:
         keywords["choices"] = list(spec.choices)
+    if spec.name in RENAMED_CHOICES:
+        keywords["type"] = _CurrentChoice(spec.flag, RENAMED_CHOICES[spec.name])
     return keywords
 
 
@@ -120,9 +148,8 @@ def add_train_parser(commands: Any) -> None:
         "--style-layers", type=_comma_list, default=opt, help="(relu1_2,relu2_2,relu3_3,relu4_3)"
     )
     train.add_argument("--checkpoint-every", type=int, default=opt, help="steps (500)")
-    train.add_argument(
-        "--weights", default=opt, help="loss network weights (auto = bundled; see stylize)"
-    )
+    train.add_argument("--vgg", default=opt, help="the loss network (auto = bundled; see stylize)")
+    train.add_argument("--weights", default=opt, help=argparse.SUPPRESS)  # --vgg's old name
     train.add_argument(
         "--loss-norm",
         choices=["target", "none"],

@@ -61,9 +61,9 @@ def stylize(
 ) -> np.ndarray:
     """Run to completion and return the stylised image (or stack) in the content's layout."""
     recipe = _parsed(recipe)
-    job = prepare(content, style, recipe=recipe, **options)
+    run = prepare(content, style, recipe=recipe, **options)
     with torch_threads(recipe.threads if recipe is not None else None):
-        return run_to_end(job, replayed_steps(job, recipe)).image
+        return run_to_end(run, replayed_steps(run, recipe)).image
 
 
 class Collected:
@@ -103,11 +103,11 @@ def run_to_end(
     return collected
 
 
-def replayed_steps(job: Run, recipe: Recipe | None) -> Iterator[Step]:
+def replayed_steps(run: Run, recipe: Recipe | None) -> Iterator[Step]:
     """The run's steps, steered as the recipe's run was (weights sent, continued)."""
-    if recipe is None or not recipe.steering or not job.steerable:
-        return job.steps()
-    return steered(job, recipe.steering)
+    if recipe is None or not recipe.steering or not run.steerable:
+        return run.steps()
+    return steered(run, recipe.steering)
 
 
 def _parsed(recipe: object) -> Recipe | None:

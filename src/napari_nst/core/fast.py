@@ -9,7 +9,7 @@ keeping every finished plane. Fast runs have no losses to report.
 
 Big planes are tiled with the whole image's instance-norm statistics frozen
 (measured on the image itself, or on a copy downscaled to :data:`STATS_SIDE`), so
-tiles are normalised alike and blend without seams; peak memory is bounded by
+tiles are normalised alike and join without seams; peak memory is bounded by
 the tile size, whatever the image size.
 
 **Tiles.** Tiles for images larger than a device can take at once, without visible
@@ -18,8 +18,8 @@ seams.
 Tiles start on multiples of the network's stride, so their downsampling grids
 line up with the whole image's. Neighbours overlap by :data:`OVERLAP`; in the
 overlap each tile's outer :data:`MARGIN` pixels (where its own padding disturbs
-the result) get weight 0, and the rest cross-fades linearly; the blended image is
-the weighted sum divided by the summed weights, so no tile edge is ever seen.
+the result) fade to 0, and the rest cross-fades linearly; the joined image is the
+sum of the faded tiles divided by the summed fades, so no tile edge is ever seen.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import torch
 
 from . import devices
 from .files import cached_by_file
-from .images import Plane, Rendering, inspect, read_plane, resize, working_shape
+from .images import Plane, Rendering, inspect, native_size, read_plane, resize, working_shape
 from .options import Options
 from .step import STOP, Step
 from .transformer import MARGIN, MIN_TILE, OVERLAP, STRIDE, TransformerNet, pad_to_stride
@@ -148,12 +148,9 @@ class FastTransfer:
         luminance = options.luminance_only
         if luminance is None:
             luminance = not self.layout.colour
-        # Native resolution unless a size is asked for (brush strokes scale with it);
-        # anisotropic pixels are made square at the finer of the two spacings.
-        (height, width), (sy, sx) = self.layout.plane_shape, options.spacing or (1.0, 1.0)
-        native = round(max(height * sy, width * sx) / min(sy, sx))
+        # Native resolution unless a size is asked for (brush strokes scale with it).
         self.shape = working_shape(
-            self.layout.plane_shape, options.size or native, options.spacing
+            self.layout.plane_shape, options.size or self.full_size, options.spacing
         )
         working = self.shape if options.output_size == "working" else None
         self.rendering = Rendering(
@@ -168,12 +165,21 @@ class FastTransfer:
                 self._bytes_at, max(self.shape), self.device, f"an untiled {height}×{width} run"
             )
         self.non_finite = 0
+        self.last_iteration = 0
         self._stop = threading.Event()
         self._sha256: str | None = None
 
     @property
     def planes(self) -> int:
         return len(self.layout.indices)
+
+    @property
+    def full_size(self) -> int:
+        """The working size at the content's own resolution (the finer pixel spacing)."""
+        return native_size(self.layout.plane_shape, self.options.spacing)
+
+    def continued(self, iterations: int, size: int | None = None) -> FastTransfer:
+        raise ValueError("a fast run is one network pass: there is nothing to continue")
 
     def cancel(self) -> None:
         """Ask the run to stop from any thread; seen before every tile and batch."""
@@ -230,10 +236,10 @@ class FastTransfer:
             planes = [read_plane(self._content, indices[n], self.layout) for n in group]
             self.non_finite += sum(plane.non_finite for plane in planes)
             if tiles:
-                blended = yield from self._tiled(net, planes[0], tiles, clock, group[0])
-                if blended is None:  # stopped
+                joined = yield from self._tiled(net, planes[0], tiles, clock, group[0])
+                if joined is None:  # stopped
                     return
-                images = [blended]
+                images = [joined]
             else:
                 images = self._whole(net, planes)
                 clock.done += 1
@@ -270,7 +276,7 @@ class FastTransfer:
         clock: _Clock,
         number: int,
     ) -> Iterator[Step]:
-        """Run tile by tile, yielding progress; returns the blended plane (None if stopped)."""
+        """Run tile by tile, yielding progress; returns the joined plane (None if stopped)."""
         image = self._input(plane)
         index = self.layout.indices[number]
         accumulated = torch.zeros((1, 3, *self.shape))
@@ -284,14 +290,14 @@ class FastTransfer:
                     return None
                 rows, columns = tile.slices
                 out = _infer(net, image[..., rows, columns].to(self.device)).cpu()
-                blend = torch.from_numpy(weights(tile, self.shape))[None, None]
-                accumulated[..., rows, columns] += out.mul_(blend)
+                fade = torch.from_numpy(tile_fade(tile, self.shape))[None, None]
+                accumulated[..., rows, columns] += out.mul_(fade)
                 clock.done += 1
                 if (yield clock.step(index, number)) == STOP:
                     yield clock.step(index, number, done=True, cancelled=True)
                     return None
         del image, reference
-        row_sum, column_sum = weight_sums(tiles, self.shape)
+        row_sum, column_sum = fade_sums(tiles, self.shape)
         accumulated.div_(torch.from_numpy(row_sum)[:, None]).div_(torch.from_numpy(column_sum))
         return accumulated
 
@@ -364,8 +370,8 @@ def _spans(length: int, tile: int) -> list[tuple[int, int]]:
     return [(start, min(start + tile, length)) for start in starts[:-1]] + [(starts[-1], length)]
 
 
-def weights(tile: Tile, shape: tuple[int, int]) -> np.ndarray:
-    """(h, w) float32 blend weights: 1 inside, fading only across shared edges."""
+def tile_fade(tile: Tile, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) float32 cross-fade of a tile: 1 inside, fading only across shared edges."""
     ys = _ramp(tile.top, tile.bottom, shape[0])
     xs = _ramp(tile.left, tile.right, shape[1])
     return np.outer(ys, xs).astype(np.float32)
@@ -374,19 +380,19 @@ def weights(tile: Tile, shape: tuple[int, int]) -> np.ndarray:
 def _ramp(start: int, stop: int, length: int) -> np.ndarray:
     distance = np.arange(stop - start, dtype=np.float32)
     ramp = np.ones(stop - start, np.float32)
-    fade = OVERLAP - 2 * MARGIN
+    width = OVERLAP - 2 * MARGIN
     if start > 0:  # a neighbour before: ignore the margin, then fade in
-        ramp = np.minimum(ramp, np.clip((distance - MARGIN + 0.5) / fade, 0, 1))
+        ramp = np.minimum(ramp, np.clip((distance - MARGIN + 0.5) / width, 0, 1))
     if stop < length:  # a neighbour after
-        ramp = np.minimum(ramp, np.clip((distance[::-1] - MARGIN + 0.5) / fade, 0, 1))
+        ramp = np.minimum(ramp, np.clip((distance[::-1] - MARGIN + 0.5) / width, 0, 1))
     return ramp
 
 
-def weight_sums(tiles: list[Tile], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Summed blend weights as a row and a column vector (their outer product).
+def fade_sums(tiles: list[Tile], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Summed tile fades as a row and a column vector (their outer product).
 
-    Tiles form a grid and each tile's weights are an outer product, so the sum
-    over tiles is separable: no full-size weight image is needed.
+    Tiles form a grid and each tile's fade is an outer product, so the sum
+    over tiles is separable: no full-size fade image is needed.
     """
     rows = {(t.top, t.bottom) for t in tiles}
     columns = {(t.left, t.right) for t in tiles}

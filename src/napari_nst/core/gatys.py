@@ -35,12 +35,12 @@ import numpy as np
 import torch
 
 from . import devices, images, losses
-from .images import Rendering, resize, working_shape
+from .images import Rendering, native_size, resize, working_shape
 from .losses import ContentLoss, StyleTransferLoss, blend, targets_for
-from .optim import LevelRun, Pace, Position
+from .optim import LevelRun, LiveWeights, Pace, Position
 from .options import Options
 from .step import Step
-from .vgg import VGGFeatures, VGGWeights, check_covers, load_vgg19
+from .vgg import VGG19, VGGFeatures, check_covers, load_vgg19
 
 
 class StyleTransfer:
@@ -104,7 +104,7 @@ class StyleTransfer:
         self.precision = devices.resolve_precision(options.precision, self.device)
         height, width = self.shape
         devices.check(self._bytes_at, max(self.shape), self.device, f"a {height}×{width} run")
-        self.weights: VGGWeights | None = None
+        self.vgg: VGG19 | None = None
         self.non_finite = 0
         self._stop = threading.Event()
         self.final_images: dict[tuple[int, ...], torch.Tensor] = {}
@@ -112,8 +112,7 @@ class StyleTransfer:
         self.last_iteration = 0
         self._start_images: dict[tuple[int, ...], torch.Tensor] = {}
         self._first_iteration = 0
-        self._live_weights: dict[str, float] = {}
-        self._unreported: dict[str, float] = {}
+        self._live = LiveWeights()
 
     @property
     def style_shape(self) -> tuple[int, int]:
@@ -127,8 +126,7 @@ class StyleTransfer:
     @property
     def full_size(self) -> int:
         """The working size at the content's own resolution (the finer pixel spacing)."""
-        (height, width), (sy, sx) = self.layout.plane_shape, self.options.spacing or (1.0, 1.0)
-        return round(max(height * sy, width * sx) / min(sy, sx))
+        return native_size(self.layout.plane_shape, self.options.spacing)
 
     def cancel(self) -> None:
         """Ask the run to stop from any thread; it ends within one loss evaluation.
@@ -139,7 +137,7 @@ class StyleTransfer:
         self._stop.set()
 
     def info(self) -> dict[str, Any]:
-        """Where and how the run executes, for run records (weights once loaded)."""
+        """Where and how the run executes, for run records (the VGG19 once loaded)."""
         levels = [level.describe() for level in self.levels] if len(self.levels) > 1 else None
         return {
             "device": str(self.device),
@@ -149,7 +147,7 @@ class StyleTransfer:
             "result": {"shape": list(self.rendering.shape), "dtype": str(self.rendering.dtype)},
             **self.rendering.resizing(self.shape),
             "non_finite_pixels": self.non_finite,
-            "weights": self.weights.describe() if self.weights else {"source": None},
+            "vgg": self.vgg.describe() if self.vgg else {"source": None},
         } | ({"pyramid": levels} if levels else {})
 
     def steps(self) -> Iterator[Step]:
@@ -182,12 +180,12 @@ class StyleTransfer:
         opts = self.options
         levels = self.levels
         run = _Progress(time.perf_counter(), self._first_iteration + self._iterations_total())
-        self.weights = load_vgg19(opts.weights, seed=opts.seed)
-        check_covers(self.weights, opts.content_layers + opts.style_layers)
+        self.vgg = load_vgg19(opts.vgg, seed=opts.seed)
+        check_covers(self.vgg, opts.content_layers + opts.style_layers)
         devices.configure(self.device)
         extractor = self._extractor()
         base = self._first_iteration
-        if self._stop.is_set():  # cancelled while the weights loaded
+        if self._stop.is_set():  # cancelled while the VGG19 loaded
             yield _stopped_early(run, base)
             return
         level_losses: dict[int, StyleTransferLoss] = {}
@@ -220,7 +218,7 @@ class StyleTransfer:
                 )  # fmt: skip
                 level_run = LevelRun(
                     opts, (extractor, loss_fn, self.device, self.precision), self.rendering.render,
-                    self._stop.is_set, self._live_weights, self._unreported,
+                    self._stop.is_set, self._live,
                 )  # fmt: skip
                 finished = yield from level_run.steps(
                     upsample(start, level.shape), plane, where, level.iterations
@@ -252,12 +250,12 @@ class StyleTransfer:
             iterations=iterations,
             pyramid="off",
             size=size or self.options.size,
-            **self._live_weights,
+            **self._live.current,
         )
-        job = StyleTransfer(content, styles, options, labels)
-        job._start_images = dict(self.final_images)
-        job._first_iteration = self.last_iteration
-        return job
+        run = StyleTransfer(content, styles, options, labels)
+        run._start_images = dict(self.final_images)
+        run._first_iteration = self.last_iteration
+        return run
 
     def _work(self) -> list[tuple[int, int]]:
         """(iterations, pixels) per level run, in run order: the first plane climbs the
@@ -309,11 +307,11 @@ class StyleTransfer:
 
     def _extractor(self) -> VGGFeatures:
         opts = self.options
-        assert self.weights is not None
+        assert self.vgg is not None
         extractor = VGGFeatures(
-            self.weights.convs,
+            self.vgg.convs,
             opts.content_layers + opts.style_layers,
-            self.weights.preprocess,
+            self.vgg.preprocess,
             opts.pooling,
             opts.padding,
         )
@@ -322,11 +320,11 @@ class StyleTransfer:
     def _loss(self, extractor: VGGFeatures, level: Level) -> StyleTransferLoss:
         """The loss with its style targets at ``level``'s size, computed once per run."""
         opts = self.options
-        weights = self.weights
-        assert weights is not None
+        vgg = self.vgg
+        assert vgg is not None
         identity = (
-            weights.source, weights.path, weights.sha256,
-            opts.seed if weights.source == "random" else None, opts.pooling, opts.padding,
+            vgg.source, vgg.path, vgg.sha256,
+            opts.seed if vgg.source == "random" else None, opts.pooling, opts.padding,
         )  # fmt: skip
         sets = [
             targets_for(
@@ -358,14 +356,14 @@ class StyleTransfer:
         )
 
     def _initial_image(self, content: torch.Tensor) -> torch.Tensor:
-        """Content, uniform noise, or a blend of the two (``noise_ratio`` of noise).
+        """Content, uniform noise, or the content with ``noise_ratio`` of noise (noisy).
 
         The noise is drawn on the CPU so a seed gives the same start on any device.
         """
         opts = self.options
         generator = torch.Generator().manual_seed(opts.seed)
         noise = torch.rand(content.shape, generator=generator).to(content.device)
-        ratio = {"content": 0.0, "noise": 1.0, "blend": opts.noise_ratio}[opts.init]
+        ratio = {"content": 0.0, "noise": 1.0, "noisy": opts.noise_ratio}[opts.init]
         return (1 - ratio) * content + ratio * noise
 
 

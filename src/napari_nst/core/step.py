@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from .images import Layout, Rendering
+    from .options import Options
 
 STOP = "stop"
 """Send this into a running :func:`iter_stylize` generator to end it early.
@@ -62,18 +68,33 @@ class Run(Protocol):
     ``steps()`` streams :class:`Step` s; ``send(STOP)`` into it or ``cancel()`` (from any
     thread) ends it with the best image so far. The flags say what else a driver may do:
     hold the stream to pause (``pausable``), send loss weights into it (``steerable``),
-    and go on after it ends (``continuable``: ``continued(iterations, size=None)``).
+    and go on after it ends (``continuable``: ``continued(iterations, size=None)``, which
+    raises ``ValueError`` on a run that is not).
     """
 
-    options: Any
-    layout: Any
-    rendering: Any
+    options: Options
+    layout: Layout
+    """The content as the run reads it (planes, dtype, window)."""
+    rendering: Rendering
+    """How the result comes back: shape, dtype, range."""
+    device: torch.device
+    shape: tuple[int, int]
+    """The working (H, W) of a plane."""
+    last_iteration: int
+    """The last iteration a continuable run finished; a continuation goes on from it."""
     pausable: bool
     steerable: bool
     continuable: bool
 
     @property
     def planes(self) -> int: ...
+
+    @property
+    def full_size(self) -> int:
+        """The working size at the content's own resolution."""
+        ...
+
+    def continued(self, iterations: int, size: int | None = None) -> Run: ...
 
     def steps(self) -> Generator[Step, Any, Any]: ...
 

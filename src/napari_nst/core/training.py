@@ -38,6 +38,7 @@ from .options import (
     check_choice,
     check_integer,
     check_non_negative,
+    current_names,
     layer_list,
 )
 from .provenance import versions
@@ -68,7 +69,7 @@ class TrainOptions:
     content_layers: tuple[str, ...] = ("relu2_2",)
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     checkpoint_every: int = 500
-    weights: str = "auto"
+    vgg: str = "auto"
     device: str = "auto"
     seed: int = 42
     loss_norm: str = "target"
@@ -77,6 +78,7 @@ class TrainOptions:
 
     @classmethod
     def from_kwargs(cls, options: dict[str, Any]) -> TrainOptions:
+        options = current_names(options)
         unknown = sorted(set(options) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"unknown training option(s) {', '.join(map(repr, unknown))}")
@@ -181,7 +183,7 @@ def iter_train(
 ) -> Iterator[Step]:
     """Train and stream :class:`Step`s; checkpoints are written to ``output`` as it goes.
 
-    ``send(STOP)`` saves the current weights and ends with a cancelled final step, so
+    ``send(STOP)`` saves the model as it is and ends with a cancelled final step, so
     a cancelled run leaves a usable model. ``Step.saved`` names the file when written.
     """
     opts = TrainOptions.from_kwargs(options)
@@ -215,10 +217,10 @@ def _train(
 ) -> Iterator[Step]:
     start = time.perf_counter()
     precision = devices.resolve_precision(opts.precision, device)
-    weights = load_vgg19(opts.weights, seed=opts.seed)
-    check_covers(weights, opts.content_layers + opts.style_layers)
+    network = load_vgg19(opts.vgg, seed=opts.seed)
+    check_covers(network, opts.content_layers + opts.style_layers)
     devices.configure(device)
-    vgg = VGGFeatures(weights.convs, opts.content_layers + opts.style_layers, weights.preprocess)
+    vgg = VGGFeatures(network.convs, opts.content_layers + opts.style_layers, network.preprocess)
     vgg = vgg.to(device)
     style = _rgb_tensor(style_unit)[None]
     if opts.style_size:
@@ -238,7 +240,7 @@ def _train(
     record = {
         "params": opts.to_dict(),
         "precision": precision,
-        "weights": weights.describe(),
+        "vgg": network.describe(),
         "versions": versions(),
     }
     for step in range(1, opts.steps + 1):

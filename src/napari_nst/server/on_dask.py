@@ -16,8 +16,7 @@ import threading
 from typing import Any
 
 from ..batch.cluster import RETRIES, describe_error
-from ..batch.item import Job as BatchJob
-from ..batch.item import record_failure, run_item
+from ..batch.item import Item, record_failure, run_item
 from .events import Hub
 from .jobs import Job, JobStore
 
@@ -69,7 +68,7 @@ class DaskRunner:
 
     def _submit(self, job: Job) -> None:
         folder = self.store.folder(job)
-        task = BatchJob(
+        task = Item(
             job.id,
             str(folder / job.content),
             str(self.store.result(job)),
@@ -89,7 +88,7 @@ class DaskRunner:
                 future.cancel()
         future.add_done_callback(lambda done: self._finished(job, task, done))
 
-    def _finished(self, job: Job, task: BatchJob, future: Any) -> None:
+    def _finished(self, job: Job, task: Item, future: Any) -> None:
         """In Dask's callback thread: record how the task ended and free its slot."""
         with self._lock:
             if self._stopping or self._futures.pop(job.id, None) is None:

@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..batch.item import Job as BatchJob
-from ..batch.item import is_stack, record_failure, sidecar, write_result
+from ..batch.item import Item, is_stack, record_failure, sidecar, write_result
 from ..core.files import check_writable, read_image, write_json
 from .events import Hub
 from .jobs import Job, JobStore
@@ -84,7 +83,7 @@ def execute(
 
     start = time.perf_counter()
     style_names = [str(path) for path in inputs.styles]
-    failure_job = BatchJob(
+    failure_item = Item(
         inputs.output.name, str(inputs.content), str(inputs.output),
         style_names[0] if len(style_names) == 1 else ",".join(style_names) or None,
         inputs.options, extra or {},
@@ -102,7 +101,7 @@ def execute(
         rendering = run.rendering
         check_writable(inputs.output, len(rendering.shape), rgb=rendering.kind != "gray")
         if not control.attach(run):
-            return _stopped(control, failure_job, start)
+            return _stopped(control, failure_item, start)
         if threads is None and recipe is not None:
             threads = recipe.threads
         collected = Collected(run)
@@ -118,17 +117,17 @@ def execute(
 
             run_to_end(run, replayed_steps(run, recipe), on_step=seen, into=collected)
     except ValueError as exc:
-        record_failure(failure_job, str(exc))
+        record_failure(failure_item, str(exc))
         return Outcome("failed", str(exc), time.perf_counter() - start)
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
-        record_failure(failure_job, message)
+        record_failure(failure_item, message)
         return Outcome("failed", message, time.perf_counter() - start)
     if control.stopping:
         return Outcome("interrupted", "", time.perf_counter() - start)
     cancelled = collected.last is not None and collected.last.cancelled
     if cancelled and not collected.written:
-        return _stopped(control, failure_job, start)
+        return _stopped(control, failure_item, start)
     seconds = time.perf_counter() - start
     log = record.to_dict() | run.info()
     log["steps"] = log.pop("history")  # the CLI's and batch's spelling
@@ -140,7 +139,7 @@ def execute(
     return Outcome("done", "", seconds)
 
 
-def _stopped(control: Control, job: BatchJob, start: float) -> Outcome:
+def _stopped(control: Control, job: Item, start: float) -> Outcome:
     if control.stopping:
         return Outcome("interrupted", "", time.perf_counter() - start)
     record_failure(job, "cancelled before any preview")
