@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..batch.item import Item, is_stack, record_failure, sidecar, write_result
-from ..core.files import check_writable, read_image, write_json
+from ..batch.item import Item, record_failure, sidecar, stylize_file
+from ..core.files import write_json
 from .events import Hub
 from .jobs import Job, JobStore
 
@@ -77,9 +77,8 @@ def execute(
     extra: dict[str, Any] | None = None,
 ) -> Outcome:
     """Run one job to its end and write its image, then its record; never raises."""
-    from ..core.api import Collected, prepare, replayed_steps, run_to_end
     from ..core.devices import torch_threads
-    from ..core.provenance import RunRecord, parse_recipe
+    from ..core.provenance import parse_recipe
 
     start = time.perf_counter()
     style_names = [str(path) for path in inputs.styles]
@@ -90,32 +89,16 @@ def execute(
     )  # fmt: skip
     try:
         recipe = parse_recipe(inputs.recipe) if inputs.recipe is not None else None
-        content = read_image(inputs.content, "content image")
-        styles = [read_image(path, "style image") for path in inputs.styles]
-        options = dict(inputs.options)
-        options.setdefault("stack", "all" if is_stack(content) else "slice")
-        if inputs.labels is not None:
-            options["labels"] = read_image(inputs.labels, "labels image")
-        style = styles[0] if len(styles) == 1 else (styles or None)
-        run = prepare(content, style, recipe=recipe, **options)
-        rendering = run.rendering
-        check_writable(inputs.output, len(rendering.shape), rgb=rendering.kind != "gray")
-        if not control.attach(run):
-            return _stopped(control, failure_item, start)
         if threads is None and recipe is not None:
             threads = recipe.threads
-        collected = Collected(run)
+        sources = {"content": inputs.content.name, "style": [p.name for p in inputs.styles]}
         with torch_threads(threads):
-            record = RunRecord(
-                run.options.to_dict(),
-                {"content": inputs.content.name, "style": [p.name for p in inputs.styles]},
-            )
-
-            def seen(step: Any) -> None:
-                record.update(step)
-                on_step(step)
-
-            run_to_end(run, replayed_steps(run, recipe), on_step=seen, into=collected)
+            done = stylize_file(
+                inputs.content, inputs.styles, inputs.output, inputs.options, sources=sources,
+                labels=inputs.labels, recipe=recipe, on_step=on_step, begin=control.attach,
+            )  # fmt: skip
+        if done is None:
+            return _stopped(control, failure_item, start)
     except ValueError as exc:
         record_failure(failure_item, str(exc))
         return Outcome("failed", str(exc), time.perf_counter() - start)
@@ -125,13 +108,12 @@ def execute(
         return Outcome("failed", message, time.perf_counter() - start)
     if control.stopping:
         return Outcome("interrupted", "", time.perf_counter() - start)
-    cancelled = collected.last is not None and collected.last.cancelled
-    if cancelled and not collected.written:
+    last = done.collected.last
+    cancelled = last is not None and last.cancelled
+    if cancelled and not done.collected.written:
         return _stopped(control, failure_item, start)
     seconds = time.perf_counter() - start
-    log = record.to_dict() | run.info()
-    log["steps"] = log.pop("history")  # the CLI's and batch's spelling
-    log["output"] = str(write_result(collected.image, inputs.output, rendering))
+    log = done.write(inputs.output)
     log["server"] = (extra or {}) | {"seconds": seconds}
     write_json(sidecar(inputs.output), log)
     if cancelled:
