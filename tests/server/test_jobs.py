@@ -124,6 +124,42 @@ def test_a_running_job_cancelled_ends_at_once_with_its_best_image(api, service, 
     assert decode(result.content).shape == (48, 64, 3)
 
 
+def test_a_running_job_pauses_between_two_steps_and_resumes_where_it_was(api, service, images):
+    owner = {"X-NST-Key": "owner-secret"}
+    job = api.post(
+        "/jobs", files=images, data=form(TINY | {"iterations": 30}), headers=owner
+    ).json()
+    seen: list[dict] = []
+    arrived = threading.Condition()
+
+    def listen(event: dict) -> None:
+        with arrived:
+            seen.append(event)
+            arrived.notify_all()
+
+    def progress() -> list[int]:
+        return [e["iteration"] for e in seen if e["event"] == "progress"]
+
+    service.hub.listen(listen)
+    with arrived:
+        assert arrived.wait_for(lambda: progress(), 60)
+    assert api.post(f"/jobs/{job['id']}/pause", headers={"X-NST-Key": "guess"}).status_code == 403
+    answer = api.post(f"/jobs/{job['id']}/pause", headers=owner).json()
+    assert answer["status"] == "running" and answer["paused"] is True
+    with arrived:
+        held = progress()[-1]
+        # Held: at most the step in flight ends; none after it within two seconds.
+        assert not arrived.wait_for(lambda: progress()[-1] > held + 1, timeout=2.0)
+    assert "paused" not in api.post(f"/jobs/{job['id']}/resume", headers=owner).json()
+    wait_finished(service, [job["id"]])
+    assert service.store.get(job["id"]).status == "done"
+    assert progress() == list(range(1, 31))  # every step once: nothing lost or repeated
+    kinds = [e["event"] for e in seen]
+    assert kinds.index("paused") < kinds.index("resumed") < kinds.index("done")
+    done = api.post(f"/jobs/{job['id']}/pause", headers=owner)
+    assert done.status_code == 409 and "only a running job pauses" in done.json()["detail"]
+
+
 def test_a_websocket_streams_a_job_from_queued_to_done(api, service, images):
     blocker = api.post("/jobs", files=images, data=form(TINY | {"iterations": 3})).json()
     job = api.post("/jobs", files=images, data=form(TINY | {"seed": 5})).json()

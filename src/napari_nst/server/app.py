@@ -133,6 +133,16 @@ def create_app(service: Service) -> Any:
         found = await run_in_threadpool(service.cancel, job_id, key)
         return service.store.describe(found)
 
+    @app.post("/jobs/{job_id}/pause")
+    async def pause(job_id: str, request: Request) -> dict[str, Any]:
+        found = service.hold(job_id, request.headers.get(KEY_HEADER), paused=True)
+        return service.store.describe(found)
+
+    @app.post("/jobs/{job_id}/resume")
+    async def resume(job_id: str, request: Request) -> dict[str, Any]:
+        found = service.hold(job_id, request.headers.get(KEY_HEADER), paused=False)
+        return service.store.describe(found)
+
     @app.delete("/jobs/{job_id}")
     async def delete(job_id: str, request: Request) -> dict[str, Any]:
         await run_in_threadpool(service.delete, job_id, request.headers.get(KEY_HEADER))

@@ -61,6 +61,8 @@ class Job:
     """Progress of a running job (iteration, total, losses, …); not written to disk."""
     cancel_requested: bool = False
     """Its client cancelled it while it was being started (seen by the runner)."""
+    paused: bool = False
+    """Its client holds the running job between two iterations (not written to disk)."""
 
     SUBMISSION = (
         "id", "fingerprint", "options", "recipe", "content", "styles", "labels", "client",
@@ -195,6 +197,7 @@ class JobStore:
                 "message": job.message,
                 "device": job.device,
                 "submitted": job.submitted,
+                **({"paused": True} if job.paused and job.status == "running" else {}),
                 **job.live,
             }
 

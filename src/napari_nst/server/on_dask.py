@@ -19,6 +19,7 @@ from ..batch.cluster import RETRIES, describe_error
 from ..batch.item import Item, record_failure, run_item
 from .events import Hub
 from .jobs import Job, JobStore
+from .security import Refused
 
 DEVICE = "dask"
 """The queue name of every job when the server runs on a cluster."""
@@ -37,6 +38,10 @@ class DaskRunner:
     def start(self) -> DaskRunner:
         self._thread.start()
         return self
+
+    def hold(self, job: Job, paused: bool) -> bool:
+        """A job on a Dask cluster runs as one task: it cannot be held."""
+        raise Refused(409, f"job {job.id} runs on a Dask cluster: it cannot be paused")
 
     def cancel(self, job: Job) -> None:
         with self._lock:

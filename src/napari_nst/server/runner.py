@@ -35,6 +35,11 @@ class Control:
     stopping: bool = False
     run: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    going: threading.Event = field(default_factory=threading.Event)
+    """Clear while the job is paused: the engine waits between two steps."""
+
+    def __post_init__(self) -> None:
+        self.going.set()
 
     def stop(self, shutdown: bool = False) -> None:
         with self.lock:
@@ -42,6 +47,14 @@ class Control:
             self.cancelled = self.cancelled or not shutdown
             if self.run is not None:
                 self.run.cancel()
+        self.going.set()  # a paused job goes on to see the stop
+
+    def hold(self, paused: bool) -> None:
+        """Pause (or resume) the job after the step in progress, as the dock's Pause."""
+        if paused and not (self.cancelled or self.stopping):
+            self.going.clear()
+        else:
+            self.going.set()
 
     def attach(self, run: Any) -> bool:
         """Remember the run to cancel; False when the job was stopped already."""
@@ -172,6 +185,16 @@ class Runner:
             if self.current is not None and self.current[0] is job:
                 self.current[1].stop()
 
+    def hold(self, job: Job, paused: bool) -> bool:
+        """Pause or resume ``job`` if it is the one running here; False if it is not."""
+        with self._lock:
+            if self.current is None or self.current[0] is not job:
+                return False
+            job.paused = paused
+            self.current[1].hold(paused)
+        self.hub.publish({"event": "paused" if paused else "resumed", "id": job.id}, job.client)
+        return True
+
     def stop(self, timeout: float | None = None) -> None:
         """Stop taking jobs; the running one goes back to the queue for the next start."""
         self.store.close()
@@ -230,9 +253,11 @@ class Runner:
                 preview = {"iteration": step.iteration, "index": list(step.index)}
                 preview["png"] = preview_png(step.image)
                 self.hub.publish({"event": "preview", "id": job.id, **preview}, job.client)
+            control.going.wait()  # paused: hold the engine here, between two steps
 
         extra = {"id": job.id, "fingerprint": job.fingerprint, "attempt": job.attempts}
         outcome = execute(inputs, control, on_step, self.threads, extra)
+        job.paused = False
         if outcome.status == "interrupted":
             store.requeue(job)
             return

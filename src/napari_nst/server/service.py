@@ -248,6 +248,16 @@ class Service:
             self.store.changed.wait_for(lambda: job.status in FINISHED, wait)
         return job
 
+    def hold(self, job_id: str, key: str | None, paused: bool) -> Job:
+        """Pause or resume a running job (only its submitter may)."""
+        job = self._owned(self.job(job_id), key)
+        runner = self.runners.get(job.device)
+        if job.status != "running" or runner is None:
+            raise Refused(409, f"job {job_id} is {job.status}: only a running job pauses")
+        if not runner.hold(job, paused):
+            raise Refused(409, f"job {job_id} is not running on this server's engine")
+        return job
+
     def delete(self, job_id: str, key: str | None) -> None:
         """Delete a finished job and its files (only its submitter may)."""
         job = self._owned(self.job(job_id), key)
