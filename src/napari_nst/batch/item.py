@@ -12,14 +12,21 @@ import contextlib
 import os
 import socket
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..core.files import check_writable, file_ready, read_image, write_json
 from ..core.files import write_image as _write_image
+
+if TYPE_CHECKING:
+    from ..core.api import Collected
+    from ..core.images import Rendering
+    from ..core.provenance import Recipe
+    from ..core.step import Run, Step
 
 
 class BatchError(ValueError):
@@ -102,23 +109,72 @@ def record_failure(item: Item, message: str, worker: str = "") -> Result:
 
 
 def _stylize(item: Item) -> dict[str, Any]:
+    styles = [item.style] if item.style else []
+    sources = {"content": item.source, "style": item.style}
+    done = stylize_file(item.source, styles, item.output, item.options, sources=sources)
+    assert done is not None  # nothing stops a batch item before it starts
+    return done.write(item.output)
+
+
+@dataclass
+class Stylized:
+    """A file's run, ended: its record (without ``output``), the result and its layout."""
+
+    record: dict[str, Any]
+    collected: Collected
+    rendering: Rendering
+
+    def write(self, output: str | os.PathLike) -> dict[str, Any]:
+        """Write the result as ``stylize`` does; the record, now naming ``output``."""
+        image = self.collected.image
+        self.record["output"] = str(write_result(image, output, self.rendering))
+        return self.record
+
+
+def stylize_file(
+    source: str | os.PathLike,
+    styles: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    options: dict[str, Any],
+    *,
+    sources: dict[str, Any],
+    labels: str | os.PathLike | None = None,
+    recipe: Recipe | None = None,
+    on_step: Callable[[Step], None] | None = None,
+    begin: Callable[[Run], bool] | None = None,
+) -> Stylized | None:
+    """A content file through the engine, the work of a batch item and of a server job:
+    read the inputs, check ``output`` can take the result, run (steered as ``recipe``'s
+    run was) and record. ``begin(run)`` is told the run before it computes; when it
+    answers False nothing runs and the answer is None. Raises ``ValueError`` for bad
+    inputs or options."""
     from ..core import prepare
-    from ..core.api import run_to_end
+    from ..core.api import replayed_steps, run_to_end
     from ..core.provenance import RunRecord
 
-    content = read_image(item.source, "content image")
-    options = dict(item.options)
+    content = read_image(source, "content image")
+    options = dict(options)
     options.setdefault("stack", "all" if is_stack(content) else "slice")
-    style = read_image(item.style, "style image") if item.style else None
-    run = prepare(content, style, **options)
+    if labels is not None:
+        options["labels"] = read_image(labels, "labels image")
+    images = [read_image(style, "style image") for style in styles]
+    run = prepare(content, images[0] if len(images) == 1 else images or None,
+                  recipe=recipe, **options)  # fmt: skip
     rendering = run.rendering
-    check_writable(item.output, len(rendering.shape), rgb=rendering.kind != "gray")
-    record = RunRecord(run.options.to_dict(), {"content": item.source, "style": item.style})
-    result = run_to_end(run, on_step=record.update).image
+    check_writable(output, len(rendering.shape), rgb=rendering.kind != "gray")
+    if begin is not None and not begin(run):
+        return None
+    record = RunRecord(run.options.to_dict(), sources)
+
+    def seen(step: Step) -> None:
+        record.update(step)
+        if on_step is not None:
+            on_step(step)
+
+    collected = run_to_end(run, replayed_steps(run, recipe), on_step=seen)
     log = record.to_dict() | run.info()
     log["steps"] = log.pop("history")  # the CLI's spelling, as in --log-json
-    log["output"] = str(write_result(result, item.output, rendering))
-    return log
+    return Stylized(log, collected, rendering)
 
 
 def is_stack(array: np.ndarray) -> bool:
@@ -127,7 +183,7 @@ def is_stack(array: np.ndarray) -> bool:
     return array.ndim - int(colour) > 2
 
 
-def write_result(image: np.ndarray, output: str | os.PathLike, rendering: Any) -> Path:
+def write_result(image: np.ndarray, output: str | os.PathLike, rendering: Rendering) -> Path:
     """Write a result as ``stylize`` does: gray in the content's dtype where the format can."""
     if rendering.kind == "gray" and rendering.output_range == "original":
         layout = rendering.layout

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .._wording import for_cli
 from ..core.files import check_writable, read_image
-from .options import add_batch_parser, add_run_options, add_train_parser, note
+from .options import (
+    add_batch_parser,
+    add_run_options,
+    add_serve_parser,
+    add_train_parser,
+    note,
+)
 
 if TYPE_CHECKING:
     from ..core.step import Run
@@ -87,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_batch_parser(commands)
     add_train_parser(commands)
+    add_serve_parser(commands)
     samples = commands.add_parser(
         "samples",
         help="write the sample images (a photo, a micrograph, a painting) to try things on",
@@ -119,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args)
         if args.command == "batch":
             return _batch(args)
+        if args.command == "serve":
+            return _serve(args)
         return _stylize(args)
     except UsageError as exc:
         return _fail(2, str(exc))
@@ -326,6 +335,28 @@ def _batch(args: argparse.Namespace) -> int:
     if failed:
         return _fail(1, f"{failed} of {len(todo)} item(s) failed (see their .json records)")
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """The job server; imported here, so that the other commands never load FastAPI."""
+    if args.threads is not None and args.threads < 1:
+        raise UsageError("--threads must be at least 1")
+    if args.max_upload <= 0:
+        raise UsageError("--max-upload must be greater than 0")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.stdio and (args.workers or args.scheduler):
+        raise UsageError("--stdio runs jobs in this process (no --workers or --scheduler)")
+    if args.stdio:
+        from ..server.stdio import serve_stdio
+
+        return serve_stdio(sys.stdin, sys.stdout, args.data, args.threads)
+    from ..server.serve import serve
+
+    return serve(
+        args.host, args.port, args.data, args.token, int(args.max_upload * 2**20),
+        args.threads, tuple(args.allow_origin), args.scheduler, args.workers,
+    )  # fmt: skip
 
 
 def _samples(folder: Path) -> int:

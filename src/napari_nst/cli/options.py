@@ -168,3 +168,49 @@ def add_train_parser(commands: Any) -> None:
     train.add_argument("--seed", type=int, default=opt, help="(42)")
     train.add_argument("--log-json", metavar="PATH", help="write the training record as JSON")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+SERVE_EXAMPLES = """examples:
+  napari-nst serve                                  # http://127.0.0.1:8765, loopback only
+  napari-nst serve --port 0 --data ~/nst-jobs       # any free port, jobs kept there
+  printf '%s\\n' '{"content": "a.png", "style": "b.jpg", "output": "out.png"}' \\
+      | napari-nst serve --stdio
+"""
+
+
+def add_serve_parser(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="a job server for scripts and other programs (HTTP + WebSocket, or --stdio)",
+        description="Run stylisation jobs for other programs: POST /jobs with the images "
+        "and options, follow them (GET /jobs/ID or a WebSocket), fetch the result. Jobs "
+        "and results are kept in --data, so a restarted server resumes them. Bound to "
+        "127.0.0.1 unless --host says otherwise; any other address needs a token.",
+        epilog=SERVE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port (8765; 0: any free one)")
+    serve.add_argument(
+        "--data", metavar="DIR", help="folder of jobs and results (default: the user data folder)"
+    )
+    serve.add_argument(
+        "--token",
+        help="token clients must send (X-NST-Token); made up when --host is not loopback",
+    )
+    serve.add_argument(
+        "--max-upload", type=float, default=64, metavar="MiB", help="request size limit (64)"
+    )
+    serve.add_argument("--threads", type=int, help="torch threads per job (default: all cores)")
+    serve.add_argument(
+        "--allow-origin", action="append", default=[], metavar="ORIGIN",
+        help="a web page origin allowed to call the server (scheme://host:port); repeatable",
+    )  # fmt: skip
+    where = serve.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="run the jobs on N local Dask workers")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="run the jobs on this Dask cluster")
+    serve.add_argument(
+        "--stdio", action="store_true",
+        help="read jobs as JSON lines on stdin (content, style, output paths, options) and "
+        "write events as JSON lines on stdout, instead of serving HTTP",
+    )  # fmt: skip
