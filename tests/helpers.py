@@ -20,8 +20,15 @@ one another (nor from ``conftest``).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -284,3 +291,97 @@ def new_children(before: set[int]) -> list:
         if p.pid not in before and "resource_tracker" not in " ".join(p.cmdline())
     ]
     return psutil.wait_procs(new, timeout=10)[1]
+
+
+# --- the job server -------------------------------------------------------------------
+
+SERVER_URL = "http://127.0.0.1:8765"
+"""The address the in-process app (FastAPI's TestClient) answers at."""
+TINY_JOB = {"vgg": "random", "device": "cpu", "iterations": 2, "size": 64}
+SERVER_DEADLINE = 120.0
+"""Seconds a server test may wait for a job or a process."""
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    import imageio.v3 as iio
+
+    buffer = io.BytesIO()
+    iio.imwrite(buffer, image, extension=".png")
+    return buffer.getvalue()
+
+
+def decoded(data: bytes) -> np.ndarray:
+    import imageio.v3 as iio
+
+    return np.asarray(iio.imread(io.BytesIO(data)))
+
+
+def job_form(options: dict[str, Any] | None = None, **fields: str) -> dict[str, str]:
+    return {"options": json.dumps(TINY_JOB if options is None else options)} | fields
+
+
+def wait_finished(service, job_ids, timeout: float = SERVER_DEADLINE) -> None:
+    from napari_nst.server.jobs import FINISHED
+
+    store = service.store
+    with store.changed:
+        assert store.changed.wait_for(
+            lambda: all(store.jobs[i].status in FINISHED for i in job_ids), timeout
+        ), {i: store.jobs[i].status for i in job_ids}
+
+
+class ServerProcess:
+    """``napari-nst serve --port 0`` in a subprocess; ``url`` once it listens."""
+
+    def __init__(self, data: Path, *extra: str) -> None:
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "napari_nst.cli", "serve", "--port", "0", "--data",
+             str(data), *extra],
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+        )  # fmt: skip
+        self.url = ""
+        self.lines: list[str] = []
+        deadline = time.monotonic() + SERVER_DEADLINE
+        while time.monotonic() < deadline:
+            line = self.process.stderr.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            found = re.search(r"serving on (http://\S+)", line)
+            if found:
+                self.url = found.group(1)
+                return
+        self.process.kill()
+        raise AssertionError("the server did not start: " + "".join(self.lines))
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(SERVER_DEADLINE)
+        self.process.stderr.close()
+
+    def stop(self) -> bool:
+        """SIGTERM; whether the server shut down cleanly (uvicorn re-raises the signal)."""
+        self.process.terminate()
+        code = self.process.wait(SERVER_DEADLINE)
+        self.process.stderr.close()
+        return code in (0, -signal.SIGTERM)
+
+
+def http_json(url: str, data: bytes | None = None, headers: dict | None = None) -> Any:
+    import urllib.request
+
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.loads(answer.read())
+
+
+def poll(url: str, done, timeout: float = SERVER_DEADLINE) -> Any:
+    """GET ``url`` until ``done(answer)``; a client of a separate process can only poll."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = http_json(url)
+        if done(answer):
+            return answer
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.05)

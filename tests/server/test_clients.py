@@ -16,8 +16,7 @@ import pytest
 from napari_nst import stylize
 from napari_nst.core.devices import torch_threads
 from napari_nst.server.stdio import serve_stdio
-
-from .conftest import TINY, ServerProcess, decode, http
+from tests.helpers import TINY_JOB, ServerProcess, decoded, http_json
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stylize_via_server.py"
 
@@ -34,7 +33,7 @@ def submit_over_http(url, images, options, job_id):
     files = [(role, (name, data)) for role, (name, data, _) in images.items()]
     body, boundary = _body(example(), {"options": json.dumps(options), "id": job_id}, files)
     headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "X-NST-Key": "k"}
-    return http(f"{url}/jobs", body, headers)["id"]
+    return http_json(f"{url}/jobs", body, headers)["id"]
 
 
 def _body(client, fields, files):
@@ -59,14 +58,14 @@ def test_the_standard_library_example_stylizes_through_a_real_server(
     try:
         seen = []
         job = client.stylize_via_server(
-            content, [style], tmp_path / "out.png", TINY, server.url, poll=0.05,
+            content, [style], tmp_path / "out.png", TINY_JOB, server.url, poll=0.05,
             on_progress=seen.append,
         )  # fmt: skip
         assert job["status"] == "done" and seen[-1]["status"] == "done"
-        record = http(f"{server.url}/jobs/{job['id']}/record")
+        record = http_json(f"{server.url}/jobs/{job['id']}/record")
         with torch_threads(record["threads"]):
-            expected = stylize(content_rgb, style_rgb, **TINY)
-        assert np.array_equal(decode((tmp_path / "out.png").read_bytes()), expected)
+            expected = stylize(content_rgb, style_rgb, **TINY_JOB)
+        assert np.array_equal(decoded((tmp_path / "out.png").read_bytes()), expected)
 
         with pytest.raises(client.ServerError, match="400: unknown option"):
             client.stylize_via_server(content, [style], tmp_path / "x.png", {"bad": 1}, server.url)
@@ -84,7 +83,7 @@ def test_stdio_takes_json_lines_and_answers_with_events(files, tmp_path, content
     content, style, _ = files
     paths = {"content": str(content), "style": str(style)}
     lines = [
-        json.dumps(paths | {"output": str(tmp_path / "a.png"), "options": TINY, "id": "a"}),
+        json.dumps(paths | {"output": str(tmp_path / "a.png"), "options": TINY_JOB, "id": "a"}),
         "{broken",
         json.dumps(paths | {"output": str(tmp_path / "b.png"), "options": {"iterationz": 1}}),
         json.dumps({"content": "/no/such.png", "style": str(style), "output": "/tmp/x.png"}),
@@ -99,8 +98,8 @@ def test_stdio_takes_json_lines_and_answers_with_events(files, tmp_path, content
     assert [e["line"] for e in errors] == [2, 3, 4]
     assert "unknown option" in errors[1]["message"] and "cannot read" in errors[2]["message"]
     assert code == 0  # every accepted job was done
-    expected = stylize(content_rgb, style_rgb, **TINY)
-    assert np.array_equal(decode((tmp_path / "a.png").read_bytes()), expected)
+    expected = stylize(content_rgb, style_rgb, **TINY_JOB)
+    assert np.array_equal(decoded((tmp_path / "a.png").read_bytes()), expected)
     assert json.loads((tmp_path / "a.png.json").read_text())["status"] == "done"
 
 
@@ -108,7 +107,7 @@ def test_stdio_takes_json_lines_and_answers_with_events(files, tmp_path, content
 def test_napari_nst_serve_stdio_in_a_process_and_no_fastapi_for_other_commands(files, tmp_path):
     content, style, _ = files
     paths = {"content": str(content), "style": str(style)}
-    line = json.dumps(paths | {"output": str(tmp_path / "out.png"), "options": TINY})
+    line = json.dumps(paths | {"output": str(tmp_path / "out.png"), "options": TINY_JOB})
     done = subprocess.run(
         [sys.executable, "-m", "napari_nst.cli", "serve", "--stdio", "--data",
          str(tmp_path / "data")],
@@ -133,10 +132,12 @@ def test_stdio_cancels_the_jobs_it_is_told_to(files, tmp_path):
             | {
                 "output": str(tmp_path / "long.png"),
                 "id": "long",
-                "options": TINY | {"iterations": 400},
+                "options": TINY_JOB | {"iterations": 400},
             }
         ),
-        json.dumps(paths | {"output": str(tmp_path / "next.png"), "id": "next", "options": TINY}),
+        json.dumps(
+            paths | {"output": str(tmp_path / "next.png"), "id": "next", "options": TINY_JOB}
+        ),
         json.dumps({"cancel": "next"}),
         json.dumps({"cancel": "long"}),
         json.dumps({"cancel": "nobody"}),

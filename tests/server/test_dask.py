@@ -7,9 +7,7 @@ import pytest
 
 from napari_nst import stylize
 from napari_nst.core.devices import torch_threads
-
-from ..dask_cluster import local_client
-from .conftest import BASE, TINY, decode, form, wait_finished
+from tests.helpers import SERVER_URL, TINY_JOB, decoded, job_form, local_client, wait_finished
 
 
 @pytest.mark.slow
@@ -21,10 +19,12 @@ def test_jobs_run_on_a_dask_cluster_give_the_same_images(tmp_path, images, conte
 
     with local_client() as dask_client:
         service = Service(tmp_path / "data", dask_client=dask_client)
-        with TestClient(create_app(service), base_url=BASE) as client:
+        with TestClient(create_app(service), base_url=SERVER_URL) as client:
             key = {"X-NST-Key": "me"}
             jobs = [
-                client.post("/jobs", files=images, data=form(TINY | {"seed": s}), headers=key)
+                client.post(
+                    "/jobs", files=images, data=job_form(TINY_JOB | {"seed": s}), headers=key
+                )
                 for s in range(4)
             ]
             assert [job.status_code for job in jobs] == [201] * 4
@@ -33,7 +33,7 @@ def test_jobs_run_on_a_dask_cluster_give_the_same_images(tmp_path, images, conte
             blend = client.post(
                 "/jobs", files=[("content", two_styles["content"]),
                                 ("style", two_styles["style"]), ("style", two_styles["style"])],
-                data=form(),
+                data=job_form(),
             )  # fmt: skip
             assert blend.status_code == 400 and "Dask" in blend.json()["detail"]
             wait_finished(service, ids, timeout=300)
@@ -43,6 +43,6 @@ def test_jobs_run_on_a_dask_cluster_give_the_same_images(tmp_path, images, conte
                 record = client.get(f"/jobs/{job_id}/record").json()
                 assert record["batch"]["recipe"]["id"] == job_id
                 with torch_threads(record["threads"]):
-                    expected = stylize(content_rgb, style_rgb, **TINY | {"seed": seed})
-                image = decode(client.get(f"/jobs/{job_id}/result").content)
+                    expected = stylize(content_rgb, style_rgb, **TINY_JOB | {"seed": seed})
+                image = decoded(client.get(f"/jobs/{job_id}/result").content)
                 assert np.array_equal(image, expected)

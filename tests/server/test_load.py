@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from napari_nst import stylize
-
-from .conftest import TINY, decode, form, wait_finished
+from tests.helpers import TINY_JOB, decoded, job_form, wait_finished
 
 CLIENTS, JOBS = 5, 4
 
@@ -30,14 +29,14 @@ def test_many_clients_many_jobs_none_lost_none_duplicated_all_exact(
             ready.wait(60)
             mine = []
             for job in range(JOBS):
-                options = TINY | {
+                options = TINY_JOB | {
                     "content_weight": 1 + (number * JOBS + job) / 100,
                     "iterations": 1,
                 }
-                answer = api.post("/jobs", files=images, data=form(options), headers=key)
+                answer = api.post("/jobs", files=images, data=job_form(options), headers=key)
                 assert answer.status_code == 201, answer.text
                 mine.append(answer.json())
-            again = api.post("/jobs", files=images, data=form(options), headers=key)
+            again = api.post("/jobs", files=images, data=job_form(options), headers=key)
             assert again.status_code == 200 and again.json()["id"] == mine[-1]["id"]
             accepted[number] = mine
         except BaseException as exc:
@@ -65,6 +64,9 @@ def test_many_clients_many_jobs_none_lost_none_duplicated_all_exact(
     assert {job["status"] for job in listed} == {"done"}
     for number, jobs in accepted.items():
         for index, job in enumerate(jobs):
-            options = TINY | {"content_weight": 1 + (number * JOBS + index) / 100, "iterations": 1}
-            image = decode(api.get(f"/jobs/{job['id']}/result").content)
+            options = TINY_JOB | {
+                "content_weight": 1 + (number * JOBS + index) / 100,
+                "iterations": 1,
+            }
+            image = decoded(api.get(f"/jobs/{job['id']}/result").content)
             assert np.array_equal(image, stylize(content_rgb, style_rgb, **options)), job["id"]

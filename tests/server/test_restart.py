@@ -12,13 +12,12 @@ from napari_nst import stylize
 from napari_nst.core.devices import torch_threads
 from napari_nst.server.jobs import MAX_ATTEMPTS
 from napari_nst.server.service import Service, Upload
-
-from .conftest import TINY, ServerProcess, decode, http, poll, wait_finished
+from tests.helpers import TINY_JOB, ServerProcess, decoded, http_json, poll, wait_finished
 
 
 def _submit(service, images, seed, **options):
     content, style = (Upload(name, data) for name, data, _ in images.values())
-    return service.submit(content, [style], TINY | {"seed": seed} | options, key="k").job
+    return service.submit(content, [style], TINY_JOB | {"seed": seed} | options, key="k").job
 
 
 def test_a_restarted_server_resumes_its_queue_and_serves_finished_results(tmp_path, images):
@@ -81,8 +80,10 @@ def test_sigkill_mid_run_then_restart_every_accepted_job_ends_done(
     data = tmp_path / "data"
     server = ServerProcess(data)
     try:
-        long = submit_over_http(server.url, images, TINY | {"iterations": 40}, "long")
-        short = [submit_over_http(server.url, images, TINY | {"seed": s}, f"s{s}") for s in (1, 2)]
+        long = submit_over_http(server.url, images, TINY_JOB | {"iterations": 40}, "long")
+        short = [
+            submit_over_http(server.url, images, TINY_JOB | {"seed": s}, f"s{s}") for s in (1, 2)
+        ]
         poll(f"{server.url}/jobs/{long}", lambda job: job.get("iteration", 0) >= 1)
     finally:
         server.kill()
@@ -95,13 +96,13 @@ def test_sigkill_mid_run_then_restart_every_accepted_job_ends_done(
             for job in [long, *short]
         ]
         assert [job["status"] for job in finished] == ["done", "done", "done"]
-        record = http(f"{server.url}/jobs/{long}/record")
+        record = http_json(f"{server.url}/jobs/{long}/record")
         assert record["server"]["attempt"] == 2 and record["iteration"] == 40
         for seed, job in zip((1, 2), short, strict=True):
-            record = http(f"{server.url}/jobs/{job}/record")
+            record = http_json(f"{server.url}/jobs/{job}/record")
             with torch_threads(record["threads"]):
-                expected = stylize(content_rgb, style_rgb, **TINY | {"seed": seed})
-            image = decode((data / "jobs" / job / "result.png").read_bytes())
+                expected = stylize(content_rgb, style_rgb, **TINY_JOB | {"seed": seed})
+            image = decoded((data / "jobs" / job / "result.png").read_bytes())
             assert np.array_equal(image, expected)
     finally:
         assert server.stop()

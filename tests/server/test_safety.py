@@ -12,8 +12,7 @@ import pytest
 
 from napari_nst.server.security import Policy, is_loopback
 from napari_nst.server.serve import announce, make_policy
-
-from .conftest import BASE, TINY, form, wait_finished
+from tests.helpers import SERVER_URL, TINY_JOB, job_form, wait_finished
 
 
 def _one_line_4xx(answer, code):
@@ -28,8 +27,8 @@ BAD_OPTIONS = [
     ("{not json", "not valid JSON"),
     ("[1, 2]", "must be a JSON object"),
     (json.dumps({"iterationz": 3}), "unknown option"),
-    (json.dumps(TINY | {"iterations": -1}), "iterations"),
-    (json.dumps(TINY | {"method": "magic"}), "method"),
+    (json.dumps(TINY_JOB | {"iterations": -1}), "iterations"),
+    (json.dumps(TINY_JOB | {"method": "magic"}), "method"),
     (json.dumps({"method": "fast", "checkpoint": "/etc/passwd"}), "models folder"),
     (json.dumps({"method": "fast", "checkpoint": "../../jobs/x/content.png"}), "models folder"),
     (json.dumps({"vgg": "/etc/hostname"}), "models folder"),
@@ -52,12 +51,12 @@ def test_malformed_requests_get_one_line_4xx_and_the_server_keeps_serving(api, s
     not_png, exe = ("a.png", b"not a png", "image/png"), ("a.exe", content[1])
     cases = [
         (api.post("/jobs", content=b"garbage", headers={"content-type": "text/plain"}), 400),
-        (api.post("/jobs", data=form()), 400),  # no content file
-        (api.post("/jobs", files={"content": not_png, "style": style}, data=form()), 400),
-        (api.post("/jobs", files={"content": exe, "style": style}, data=form()), 400),
-        (api.post("/jobs", files={"content": content}, data=form()), 400),  # no style
-        (api.post("/jobs", files=images, data=form(id="../escape")), 400),
-        (api.post("/jobs", files=images, data=form(id="a/b")), 400),
+        (api.post("/jobs", data=job_form()), 400),  # no content file
+        (api.post("/jobs", files={"content": not_png, "style": style}, data=job_form()), 400),
+        (api.post("/jobs", files={"content": exe, "style": style}, data=job_form()), 400),
+        (api.post("/jobs", files={"content": content}, data=job_form()), 400),  # no style
+        (api.post("/jobs", files=images, data=job_form(id="../escape")), 400),
+        (api.post("/jobs", files=images, data=job_form(id="a/b")), 400),
         (api.post("/jobs", files={"content": content, "options": ("o.json", b"{}")}), 400),
         (api.get("/jobs/nope"), 404),
         (api.get("/jobs/nope/result"), 404),
@@ -68,7 +67,7 @@ def test_malformed_requests_get_one_line_4xx_and_the_server_keeps_serving(api, s
     assert list((service.store.data / "incoming").iterdir()) == []  # nothing left staged
     assert service.store.all() == []
 
-    job = api.post("/jobs", files=images, data=form()).json()
+    job = api.post("/jobs", files=images, data=job_form()).json()
     assert api.get(f"/jobs/{job['id']}/record").status_code in (409, 200)
     wait_finished(service, [job["id"]])
     assert api.get(f"/jobs/{job['id']}").json()["status"] == "done"
@@ -81,9 +80,9 @@ def test_uploads_over_the_limit_get_413(tmp_path, images):
     from napari_nst.server.service import Service
 
     service = Service(tmp_path / "data", Policy(max_upload=4096, max_pixels=1000))
-    with TestClient(create_app(service), base_url=BASE) as api:
+    with TestClient(create_app(service), base_url=SERVER_URL) as api:
         huge = {"content": ("big.png", b"\0" * 5000, "image/png")}
-        assert "limit" in _one_line_4xx(api.post("/jobs", files=huge, data=form()), 413)
+        assert "limit" in _one_line_4xx(api.post("/jobs", files=huge, data=job_form()), 413)
 
         def chunks():
             for _ in range(10):
@@ -92,7 +91,7 @@ def test_uploads_over_the_limit_get_413(tmp_path, images):
         streamed = api.post("/jobs", content=chunks(), headers={"content-type": "a/b"})
         _one_line_4xx(streamed, 413)
         # small file, too many pixels once decoded (48 x 64 x 3 > 1000)
-        assert "limit" in _one_line_4xx(api.post("/jobs", files=images, data=form()), 413)
+        assert "limit" in _one_line_4xx(api.post("/jobs", files=images, data=job_form()), 413)
         assert api.get("/").status_code == 200
 
 
@@ -150,9 +149,11 @@ def test_a_model_in_the_models_folder_may_be_used_and_nothing_outside(
     (service.store.models / "link.pth").symlink_to(outside)
     fast = {"method": "fast", "device": "cpu"}
     only_content = {"content": images["content"]}
-    linked = api.post("/jobs", files=only_content, data=form(fast | {"checkpoint": "link.pth"}))
+    linked = api.post(
+        "/jobs", files=only_content, data=job_form(fast | {"checkpoint": "link.pth"})
+    )
     assert "outside" in _one_line_4xx(linked, 400)
-    model = form(fast | {"checkpoint": "starry.pth"})
+    model = job_form(fast | {"checkpoint": "starry.pth"})
     job = api.post("/jobs", files=only_content, data=model).json()
     wait_finished(service, [job["id"]])
     record = api.get(f"/jobs/{job['id']}/record").json()

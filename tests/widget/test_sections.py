@@ -83,7 +83,14 @@ def test_a_section_shows_what_the_method_uses(qtbot):
     for section in (look, loss, engine):
         section.set_method("fast")
     applied = {w.name for s in (look, loss, engine) for w in s.controls if s.applies(w.name)}
-    assert applied == {"luminance_only", "output_range", "output_size", "device", "server", "train"}
+    assert applied == {
+        "luminance_only",
+        "output_range",
+        "output_size",
+        "device",
+        "server",
+        "train",
+    }
     assert not loss.has_visible_controls
 
 

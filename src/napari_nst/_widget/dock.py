@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from napari.layers import Image
     from qtpy.QtWidgets import QScrollArea, QWidget
 
+    from ..core.step import Run
+
 FROM_LAYER = frozenset({"contrast_limits", "spacing"})
 """Options that come from the content layer; the dock has no control for them."""
 
@@ -232,12 +234,22 @@ class StyleTransferWidget(Container):
             assert style is not None
             inputs = self.styles_section.inputs(content, style, selection, scheduler)
             styles, labels, sources = inputs.styles, inputs.labels, inputs.sources
-        run = prepare_run(
-            selection.data, styles, scheduler, labels=labels,
-            contrast_limits=_layers.gray_contrast_limits(content), spacing=selection.spacing,
+        options = dict(
+            labels=labels,
+            contrast_limits=_layers.gray_contrast_limits(content),
+            spacing=selection.spacing,
             preview_every=max(1, self.essentials.iterations.value // 100),
             **(self.options() | overrides),
-        )  # fmt: skip
+        )
+        server = self.engine.server_url
+        if server and scheduler:
+            raise ValueError("run on a server or on a Dask scheduler, not both")
+        if server:
+            from ..server.client import RemoteRun
+
+            run: Run = RemoteRun(server, selection.data, styles, **options)
+        else:
+            run = prepare_run(selection.data, styles, scheduler, **options)
         checkpoint = Path(str(self.essentials.checkpoint.value))
         style_name = checkpoint.stem if fast else style.name  # type: ignore[union-attr]
         output = _layers.output_spec(content, style_name, selection)

@@ -155,7 +155,8 @@ class StacksSection(Section):
 
 
 class EngineSection(Section):
-    """``device``, ``vgg`` (with ``vgg_file``), ``seed``, and *Train a fast model…*."""
+    """``device``, ``vgg`` (with ``vgg_file``), ``seed``, *run on* (this computer or a
+    napari-nst server), and *Train a fast model…*."""
 
     gatys_only = ("vgg_file",)
 
@@ -172,12 +173,25 @@ class EngineSection(Section):
         self.vgg_file = FileEdit(name="vgg_file", label="VGG19 file", filter="*.pth *.pt")
         self.vgg_file.tooltip = "A local VGG19 state dict, in the layout chosen above."
         self.seed = SpinBox(name="seed", value=defaults.seed, min=0, max=2**31 - 1)
+        self.server = LineEdit(name="server", label="run on", value="")
+        self.server.native.setPlaceholderText("this computer")
+        self.server.tooltip = (
+            "Blank: this computer. The address of a napari-nst server (napari-nst serve; "
+            "http://127.0.0.1:8765) runs there, with previews and Cancel; a token, if the "
+            "server needs one, from NAPARI_NST_TOKEN."
+        )
         self.train = PushButton(name="train", text="Train a fast model…")
         self.train.tooltip = "Open the Train Fast Style dock: a model for one style, applied "
         "in one pass."
-        super().__init__("engine", [self.device, self.vgg, self.vgg_file, self.seed, self.train])
+        controls = [self.device, self.vgg, self.vgg_file, self.seed, self.server, self.train]
+        super().__init__("engine", controls)
         self.vgg.changed.connect(self.update_visibility)
         self.update_visibility()
+
+    @property
+    def server_url(self) -> str:
+        """The server runs go to, or '' for this computer."""
+        return str(self.server.value).strip()
 
     def applies(self, name: str) -> bool:
         if name == "vgg_file" and self.vgg.value not in FILE_SOURCES:

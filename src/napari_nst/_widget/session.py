@@ -314,6 +314,8 @@ class RunSession:
         if self.worker is None or self._cancelling:
             return
         self.worker.pause()
+        if self.run is not None:
+            self.run.hold(True)  # a run on a server: the server holds it too
         self.pause.enabled = False
         self.status.value = "pausing… (after the current iteration)"
 
@@ -332,6 +334,8 @@ class RunSession:
     def _on_resume(self) -> None:
         if self.worker is None:
             return
+        if self.run is not None:
+            self.run.hold(False)
         self.worker.resume()
         self.resume.enabled = False
         self.status.value = "resuming…"

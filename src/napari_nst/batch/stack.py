@@ -91,6 +91,9 @@ class StackOnDask:
     def continued(self, iterations: int, size: int | None = None) -> StackOnDask:
         raise ValueError("a stack run on a cluster cannot be continued: run it again")
 
+    def hold(self, paused: bool) -> None:
+        """Never called: the planes run on the cluster, so the run is not pausable."""
+
     def cancel(self) -> None:
         """Stop from any thread: the unfinished tasks are cancelled within a poll."""
         self._stop.set()

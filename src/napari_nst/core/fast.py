@@ -181,6 +181,9 @@ class FastTransfer:
     def continued(self, iterations: int, size: int | None = None) -> FastTransfer:
         raise ValueError("a fast run is one network pass: there is nothing to continue")
 
+    def hold(self, paused: bool) -> None:
+        """Nothing to do: the run pauses while its stream is held (see step.Run)."""
+
     def cancel(self) -> None:
         """Ask the run to stop from any thread; seen before every tile and batch."""
         self._stop.set()

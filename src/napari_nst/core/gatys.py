@@ -128,6 +128,9 @@ class StyleTransfer:
         """The working size at the content's own resolution (the finer pixel spacing)."""
         return native_size(self.layout.plane_shape, self.options.spacing)
 
+    def hold(self, paused: bool) -> None:
+        """Nothing to do: the run pauses while its stream is held (see step.Run)."""
+
     def cancel(self) -> None:
         """Ask the run to stop from any thread; it ends within one loss evaluation.
 

@@ -13,8 +13,9 @@ widget, recipes and the README are built from.
 :class:`Options` holds the values and validates them; this table says what
 each one is for: its help text, the group it belongs to (the widget's sections and
 ``--help``'s headings), the methods it applies to, its choices or range, and how the
-README names its default. ``tests/test_option_table.py`` fails when the CLI, the
-widget, a recipe round trip or the README disagrees with it.
+README names its default. ``tests/core/test_options.py``, ``tests/cli/test_options.py``
+and ``tests/widget/test_controls.py`` fail when the README, the CLI, the widget or a
+recipe round trip disagrees with it.
 """
 
 from __future__ import annotations

@@ -77,7 +77,8 @@ class Run(Protocol):
     """The content as the run reads it (planes, dtype, window)."""
     rendering: Rendering
     """How the result comes back: shape, dtype, range."""
-    device: torch.device
+    device: torch.device | str
+    """Where it runs (``str()`` names it: ``cpu``, ``cuda:0``, a server's address)."""
     shape: tuple[int, int]
     """The working (H, W) of a plane."""
     last_iteration: int
@@ -99,5 +100,10 @@ class Run(Protocol):
     def steps(self) -> Generator[Step, Any, Any]: ...
 
     def cancel(self) -> None: ...
+
+    def hold(self, paused: bool) -> None:
+        """Pause (or resume) the computation itself, where holding the stream does not
+        (a run on a server); a run in this process pauses when its stream is held."""
+        ...
 
     def info(self) -> dict[str, Any]: ...

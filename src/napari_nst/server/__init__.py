@@ -7,7 +7,10 @@ stylisation jobs over HTTP (or JSON lines on stdin) and follow them.
 * ``events``: progress from the runners to WebSocket subscribers;
 * ``service``: submission, validation, cancellation (no HTTP);
 * ``app``: the FastAPI routes; ``serve``: ``napari-nst serve`` on uvicorn;
-* ``stdio``: ``napari-nst serve --stdio``.
+* ``stdio``: ``napari-nst serve --stdio``;
+* ``client``: the other side: a run on a server as a ``core.step.Run`` (the dock's
+  *run on*), over urllib and a WebSocket.
 
-No napari or Qt imports. FastAPI is imported only by ``app`` and ``serve``.
+No napari or Qt imports. FastAPI is imported only by ``app`` and ``serve``; the client
+needs only the ``websockets`` package.
 """
