@@ -92,6 +92,29 @@ def test_a_record_whose_strength_meant_another_weight_replays_the_weight(content
     assert parse_recipe(today).options["style_strength"] == 1.0
 
 
+@pytest.mark.parametrize(
+    "name", ["steered_noisy_start", "gray_pyramid_faithful", "fast_sample_model"]
+)
+def test_a_record_from_before_the_refactor_replays_bit_for_bit(name, content_rgb, style_rgb):
+    """Records the code before the engine's refactor wrote (``records_0.3``: the option
+    names of that time, weights= and init='blend'; a run steered and continued; a gray
+    scan coarse to fine with a preset; the shipped fast model) make the same images."""
+    folder = RECORDS.parent / "records_0.3"
+    record = json.loads((folder / f"{name}.json").read_text())
+    expected = np.load(folder / f"{name}.npy")
+    if name == "fast_sample_model":
+        replayed = stylize(content_rgb, recipe=record)
+    else:
+        content = np.load(folder / "gray_content.npy") if "gray" in name else content_rgb
+        replayed = stylize(content, style_rgb, recipe=record)
+    assert replayed.dtype == expected.dtype
+    np.testing.assert_array_equal(replayed, expected)
+    options = parse_recipe(record).options
+    assert options.get("vgg", "auto") in ("random", "auto") and "weights" not in options
+    if name == "steered_noisy_start":
+        assert record["params"]["init"] == "blend" and options["init"] == "noisy"
+
+
 def test_python_replays_a_cli_record_bit_for_bit_in_its_threads(files, content_rgb, style_rgb):
     threads = torch.get_num_threads()
     image, record = stylize_logged(files, "cli", "--iterations", "3", "--seed", "3",
