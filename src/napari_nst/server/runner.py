@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from ..batch.item import Item, record_failure, sidecar, stylize_file
 from ..core.files import write_json
 from .events import Hub
 from .jobs import Job, JobStore
+
+if TYPE_CHECKING:
+    from ..core.step import Run, Step
 
 PREVIEW_INTERVAL = 1.0
 """Seconds between two previews of one job sent to clients (at most)."""
@@ -33,7 +36,7 @@ class Control:
 
     cancelled: bool = False
     stopping: bool = False
-    run: Any = None
+    run: Run | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     going: threading.Event = field(default_factory=threading.Event)
     """Clear while the job is paused: the engine waits between two steps."""
@@ -56,7 +59,7 @@ class Control:
         else:
             self.going.set()
 
-    def attach(self, run: Any) -> bool:
+    def attach(self, run: Run) -> bool:
         """Remember the run to cancel; False when the job was stopped already."""
         with self.lock:
             self.run = run
@@ -85,7 +88,7 @@ class Outcome:
 def execute(
     inputs: Inputs,
     control: Control,
-    on_step: Callable[[Any], None] = lambda step: None,
+    on_step: Callable[[Step], None] = lambda step: None,
     threads: int | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Outcome:
@@ -230,7 +233,7 @@ class Runner:
         )
         last_preview = 0.0
 
-        def on_step(step: Any) -> None:
+        def on_step(step: Step) -> None:
             nonlocal last_preview
             progress = {
                 "iteration": step.iteration,
