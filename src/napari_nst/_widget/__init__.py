@@ -5,7 +5,7 @@
 * ``controls``: the collapsible :class:`~.controls.Section` and small building blocks;
 * ``sections``: *Look*, *Loss weights*, *Stacks & cluster*, *Engine*;
 * ``styles``: *More styles & regions*; ``explore`` (with ``sweep`` and ``compare``):
-  sweeps, side-by-side comparison, blend; ``recipes``: load, export, restore defaults;
+  sweeps, side-by-side comparison, fade; ``recipes``: load, export, restore defaults;
 * ``request``: the typed :class:`~.request.RunRequest`; ``session``: a run's life
   (worker, record, output layer, progress, pause, continue); ``queue``: runs waiting;
 * ``loss_plot``: the live loss curve; ``settings``: the last used settings on disk.

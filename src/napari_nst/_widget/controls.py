@@ -20,7 +20,7 @@ SECTIONS = {
     "styles": "More styles & regions",
     "stacks": "Stacks & cluster",
     "engine": "Engine",
-    "explore": "Explore: sweep, compare, blend",
+    "explore": "Explore: sweep, compare, fade",
     "recipes": "Recipes",
 }
 """Section key → title, in the dock's order (the first five are the option table's
