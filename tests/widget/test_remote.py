@@ -53,3 +53,33 @@ def test_a_server_that_is_not_there_is_one_line_in_the_status(widget, viewer, qt
     assert "cannot reach a napari-nst server at http://127.0.0.1:9" in status
     assert "\n" not in status
     assert len(viewer.layers) == 2  # the photo and the painting: no output layer
+
+
+def test_a_stack_comes_back_whole_in_the_files_dtype(tmp_path):
+    """A uint16 stack run on a server: every plane comes back (a multi-page TIFF), equal to
+    the run here rounded to the content's dtype, as the server writes result files."""
+    from napari_nst.core import stylize
+    from napari_nst.core.devices import torch_threads
+    from napari_nst.server.client import RemoteRun
+
+    rng = np.random.default_rng(0)
+    stack = (rng.random((3, 40, 48)) * 4000).astype(np.uint16)
+    style = (rng.random((40, 56, 3)) * 255).astype(np.uint8)
+    options = dict(stack="all", vgg="random", device="cpu", iterations=3, size=48,
+                   contrast_limits=(0, 4000))  # fmt: skip
+    server = ServerProcess(tmp_path / "data", "--threads", "1")
+    try:
+        run = RemoteRun(server.url, stack, style, **options)
+        image = np.zeros(run.rendering.shape, run.rendering.dtype)
+        planes = []
+        for step in run.steps():
+            if step.image is not None and step.plane_done:
+                image[step.index] = step.image
+                planes.append(step.plane)
+    finally:
+        server.kill()
+    with torch_threads(1):
+        here = stylize(stack, style, **options)
+    assert planes == [0, 1, 2] and image.shape == here.shape == (3, 40, 48)
+    np.testing.assert_array_equal(image, np.rint(here))
+    assert run.info()["precision"] == "fp32" and run.info()["server"] == server.url

@@ -188,21 +188,20 @@ class RemoteRun:
 
     def _result(self, total: int, start: float) -> Iterator[Step]:
         """The result, one plane a step, and the server's record."""
-        import imageio.v3 as iio
-
         data = self._request("GET", f"/jobs/{self._id}/result", raw=True)
-        result = np.asarray(iio.imread(io.BytesIO(data)))
+        result = _decoded(data)
         record = self._request("GET", f"/jobs/{self._id}/record")
         if isinstance(record, dict):  # how it ran there (device, precision, VGG19…)
             ran = {k: v for k, v in record.items() if k not in ("steps", "params", "server")}
             self._info = ran | {"server": self.url, "server_job": record.get("server")}
         losses = dict(record.get("losses") or {}) if isinstance(record, dict) else {}
         elapsed = time.perf_counter() - start
-        lead = result.ndim - len(self.rendering.shape) + len(self.layout.indices[0])
+        if result.shape != tuple(self.rendering.shape):
+            raise ServerError(
+                f"the server's result has shape {result.shape}, not {tuple(self.rendering.shape)}"
+            )
         for number, index in enumerate(self.layout.indices):
             plane = result[index] if index else result
-            if lead < 0:  # pragma: no cover - a server answering another shape
-                raise ServerError(f"the server's result has shape {result.shape}")
             last = number == self.planes - 1
             yield Step(
                 total, total, losses, elapsed, image=plane, done=last, index=index,
@@ -250,6 +249,17 @@ def _plain(value: object) -> object:
     if isinstance(value, np.generic | np.ndarray):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not an option value")
+
+
+def _decoded(data: bytes) -> np.ndarray:
+    """An image file's bytes as an array: every page of a TIFF (a stack), else the image."""
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        import tifffile
+
+        return np.asarray(tifffile.imread(io.BytesIO(data)))
+    import imageio.v3 as iio
+
+    return np.asarray(iio.imread(io.BytesIO(data)))
 
 
 def _tiff(array: object) -> bytes:
