@@ -1,8 +1,9 @@
-"""The *Train Fast Style* dock widget: teach a fast model one style, then apply it.
+"""The *Train Fast Style* dock widget: teach a fast model one style, then apply it; or
+train a decoder for universal style transfer (wct, adain) at one level.
 
 Training images come from an Image layer (its planes: the slices of a stack) or
 a folder. The run is the core's training generator in a napari ``thread_worker``;
-Cancel saves the current weights, so a stopped run still leaves a usable model.
+Cancel saves the current weights, so a stopped run still leaves a usable file.
 """
 
 from __future__ import annotations
@@ -34,17 +35,33 @@ if TYPE_CHECKING:
     from .core import Step
 
 
+FAST = "fast model"
+DECODER = "decoder"
+
+
 class TrainWidget(Container):
-    """Style layer + training images → a model file the Style Transfer widget can use."""
+    """Style layer + training images → a model file the Style Transfer widget can use;
+    or training images → a decoder (its folder is the dock's ``decoders``)."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(scrollable=False)
         prepare_torch()
         from .core.devices import available_devices
-        from .core.training import TrainOptions
+        from .core.options import LEVELS
+        from .core.training import DecoderOptions, TrainOptions
 
         defaults = TrainOptions()
+        self._defaults = {FAST: defaults, DECODER: DecoderOptions()}
         self._viewer = viewer
+        self.kind = RadioButtons(
+            name="kind", label="train", choices=[FAST, DECODER], value=FAST,
+            orientation="horizontal",
+        )  # fmt: skip
+        self.kind.tooltip = (
+            "a fast model: one style, applied in one pass (method fast); a decoder: inverts "
+            "the bundled VGG19 at one level, for any style (methods wct and adain)"
+        )
+        self.level = ComboBox(name="level", choices=list(LEVELS), value="relu3_1", visible=False)
         self.style = create_widget(annotation="napari.layers.Image", name="style")
         self.source = RadioButtons(
             name="source", choices=["layer", "folder"], value="layer", orientation="horizontal"
@@ -76,11 +93,13 @@ class TrainWidget(Container):
         self.cancel = PushButton(name="cancel", text="Cancel (keeps the model)", enabled=False)
         self.status = Label(name="status", value="")
         self.extend([
-            self.style, self.source, self.images, self.folder, self.output, self.steps,
+            self.kind, self.level, self.style, self.source, self.images, self.folder,
+            self.output, self.steps,
             self.image_size, self.batch_size, self.content_weight, self.style_weight,
             self.checkpoint_every, self.vgg, self.device, self.run, self.cancel, self.status,
         ])  # fmt: skip
         self.source.changed.connect(self._on_source_changed)
+        self.kind.changed.connect(self._on_kind_changed)
         self.run.changed.connect(self._on_run)
         self.cancel.changed.connect(self._on_cancel)
         self._worker: Any = None
@@ -89,6 +108,15 @@ class TrainWidget(Container):
         self.history: list[dict[str, float]] = []
 
     def options(self) -> dict[str, Any]:
+        if self.kind.value == DECODER:
+            return {
+                "level": self.level.value,
+                "steps": self.steps.value,
+                "image_size": self.image_size.value,
+                "batch_size": self.batch_size.value,
+                "checkpoint_every": self.checkpoint_every.value,
+                "device": self.device.value,
+            }
         return {
             "steps": self.steps.value,
             "image_size": self.image_size.value,
@@ -99,6 +127,17 @@ class TrainWidget(Container):
             "vgg": self.vgg.value,
             "device": self.device.value,
         }
+
+    def _on_kind_changed(self, kind: str) -> None:
+        """Show what this kind of training reads; its own defaults for the shared boxes."""
+        decoder = kind == DECODER
+        for control in (self.style, self.content_weight, self.style_weight, self.vgg):
+            control.visible = not decoder
+        self.level.visible = decoder
+        self.output.filter = "*.safetensors" if decoder else "*.pth *.safetensors"
+        defaults = self._defaults[kind]
+        for name in ("steps", "image_size", "batch_size", "checkpoint_every"):
+            getattr(self, name).value = getattr(defaults, name)
 
     def _on_source_changed(self, value: str) -> None:
         self.images.visible = value == "layer"
@@ -113,7 +152,8 @@ class TrainWidget(Container):
             show_error(f"Training: {for_gui(str(exc))}")
             return
         self.saved, self.history = None, []
-        self._progress = progress(total=self.steps.value, desc="Training fast style")
+        what = f"decoder {self.level.value}" if self.kind.value == DECODER else "fast style"
+        self._progress = progress(total=self.steps.value, desc=f"Training {what}")
         self.run.enabled, self.cancel.enabled = False, True
 
         def train() -> Any:  # a generator function, so napari makes a GeneratorWorker
@@ -127,14 +167,16 @@ class TrainWidget(Container):
         )
 
     def _prepare(self) -> Any:
-        from .core.training import iter_train
+        from .core.training import iter_train, iter_train_decoder
 
+        decoder = self.kind.value == DECODER
         style = self.style.value
-        if style is None:
+        if style is None and not decoder:
             raise ValueError("choose a style image layer")
         output = str(self.output.value)
         if not output or output == ".":
-            raise ValueError("choose where to save the model (.pth or .safetensors)")
+            kinds = ".safetensors" if decoder else ".pth or .safetensors"
+            raise ValueError(f"choose where to save the {self.kind.value} ({kinds})")
         if self.source.value == "layer":
             layer = self.images.value
             if layer is None:
@@ -145,6 +187,8 @@ class TrainWidget(Container):
                 images = images[None]
         else:
             images = str(self.folder.value)
+        if decoder:
+            return iter_train_decoder(images, output, **self.options())
         style_data = np.array(style.data[0] if style.multiscale else style.data, copy=True)
         return iter_train(style_data, images, output, **self.options())
 
@@ -159,7 +203,10 @@ class TrainWidget(Container):
     def _on_step(self, step: Step) -> None:
         self.history.append(step.losses)
         self.saved = step.saved or self.saved
-        self.status.value = f"step {step.iteration}/{step.total}  loss {step.losses['total']:.4g}"
+        psnr = f"  PSNR {step.losses['psnr']:.1f} dB" if "psnr" in step.losses else ""
+        self.status.value = (
+            f"step {step.iteration}/{step.total}  loss {step.losses['total']:.4g}{psnr}"
+        )
         if self._progress is not None:  # last: updating it may process queued signals
             self._progress.update(step.iteration - self._progress.n)
 
@@ -167,7 +214,8 @@ class TrainWidget(Container):
         if self._progress is not None:
             self._progress.close()
         if self.saved:
-            show_info(f"Fast-style model saved to {self.saved}")
+            what = "Decoder" if self.kind.value == DECODER else "Fast-style model"
+            show_info(f"{what} saved to {self.saved}")
             self.status.value = f"saved {self.saved}"
         self._worker = self._progress = None
         self.run.enabled, self.cancel.enabled = True, False

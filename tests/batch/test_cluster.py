@@ -235,3 +235,32 @@ def test_cli_on_a_scheduler_address_and_on_its_own_local_workers(
     assert main(["batch", str(data), "-o", str(tmp_path / "c"), "--scheduler",
                  "tcp://127.0.0.1:9", *fast]) == 2  # fmt: skip
     assert "cannot reach the Dask scheduler" in one_line_error(capsys, last_line=True)
+
+
+@pytest.mark.slow
+def test_cluster_wct_batch_and_stack_match_in_process(tmp_path, client):
+    from napari_nst.batch.stack import prepare_run
+    from napari_nst.core import prepare
+    from napari_nst.core.api import run_to_end
+
+    data, style = batch_inputs(tmp_path / "in", 4), tmp_path / "style.png"
+    iio.imwrite(style, batch_photo(9)[::-1])
+    run = {"method": "wct", "style": str(style), "device": "cpu", "threads": 1,
+           "levels": ["relu2_1", "relu1_1"]}  # fmt: skip
+    local = batch.run_batch([str(data)], tmp_path / "local", **run)
+    remote = batch.run_batch([str(data)], tmp_path / "remote", client=client, **run)
+    assert len(local.done) == len(remote.done) == 4 and not remote.failed
+    expected, got = written_images(tmp_path / "local"), written_images(tmp_path / "remote")
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    records = sidecars(tmp_path / "remote").values()
+    assert [r["levels"] for r in records] == [["relu2_1", "relu1_1"]] * 4
+    # A whole stack on the cluster: plane by plane, as in this process.
+    stack = np.stack([batch_photo(k) for k in range(3)])
+    options = {"method": "adain", "stack": "all", "device": "cpu", "precision": "fp32"}
+    on_dask = prepare_run(stack, iio.imread(style), client.cluster.scheduler_address, **options)
+    here = prepare(stack, iio.imread(style), **options)
+    result = run_to_end(on_dask).image
+    assert result.dtype == np.uint8 and result.shape == stack.shape
+    assert np.abs(result.astype(int) - run_to_end(here).image).max() <= 1  # thread counts
+    assert on_dask.info()["decoders"]["source"] == "shipped"

@@ -11,7 +11,7 @@ import pytest
 
 from napari_nst import iter_stylize
 from napari_nst.core import prepare
-from napari_nst.core.options import BOTH, BY_NAME, GROUPS, TABLE, Options, markdown
+from napari_nst.core.options import BY_NAME, GROUPS, METHODS, TABLE, Options, markdown
 from tests.helpers import TINY
 
 
@@ -103,7 +103,7 @@ def test_the_table_describes_every_option_of_the_engine_once():
     )  # listed group by group, in the widget's order
     for spec in TABLE:
         assert spec.help and not spec.help.endswith(".")  # a phrase: help, tooltip, README
-        assert set(spec.methods) <= set(BOTH) and spec.methods
+        assert set(spec.methods) <= set(METHODS) and spec.methods
         for choice in spec.choices or ():
             Options.from_kwargs({spec.name: choice})  # every choice is accepted
         if spec.choices:
@@ -129,7 +129,7 @@ def test_the_readmes_option_table_is_the_tables():
     assert table == markdown(), "run `python docs/option_table.py` to update the README"
     for spec in TABLE:
         assert f"| `{spec.name}` |" in table
-    assert BY_NAME["size"].methods == BOTH
+    assert BY_NAME["size"].methods == METHODS  # size applies to every method
 
 
 def test_renamed_options_and_choices_still_work_with_a_deprecation_warning():

@@ -253,3 +253,19 @@ def test_a_finished_job_is_deleted_by_its_submitter_only(api, service, images):
     )
     answer = api.delete(f"/jobs/{running.json()['id']}", headers=owner)
     assert answer.status_code == 409 and "cancel it first" in answer.json()["detail"]
+
+
+def test_a_wct_job_streams_a_step_per_level_and_its_decoders_stay_in_the_models_folder(
+    api, service, images, content_rgb, style_rgb
+):
+    options = {"method": "wct", "device": "cpu", "levels": ["relu2_1", "relu1_1"]}
+    job = api.post("/jobs", files=images, data=job_form(options)).json()
+    wait_finished(service, [job["id"]])
+    state = api.get(f"/jobs/{job['id']}").json()
+    assert (state["status"], state["iteration"], state["total"]) == ("done", 2, 2)
+    image = decoded(api.get(f"/jobs/{job['id']}/result").content)
+    assert np.array_equal(image, stylize(content_rgb, style_rgb, **options))
+    record = api.get(f"/jobs/{job['id']}/record").json()
+    assert record["decoders"]["source"] == "shipped" and record["levels"] == options["levels"]
+    outside = api.post("/jobs", files=images, data=job_form({**options, "decoders": "/tmp"}))
+    assert outside.status_code == 400 and "decoders" in outside.json()["detail"]

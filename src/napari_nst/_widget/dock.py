@@ -85,6 +85,7 @@ class StyleTransferWidget(Container):
         for box in self.loss.option_controls().values():
             box.changed.connect(self.session.weights_changed)
         self.engine.train.changed.connect(self._on_train)
+        self.essentials.alpha.changed.connect(self.session.redecode)
         self.run.changed.connect(self._on_run)
         self.fit_size.changed.connect(self._on_fit_size)
         self._fitting_size: int | None = None
@@ -222,7 +223,7 @@ class StyleTransferWidget(Container):
 
         content: Image | None = self.essentials.content.value
         style: Image | None = self.essentials.style.value
-        fast = self.essentials.method.value == "fast"
+        fast = self.essentials.method.value == "fast"  # the model is the style
         if content is None or (style is None and not fast):
             raise ValueError("choose a content image layer and a style image layer")
         if content is style and not fast:

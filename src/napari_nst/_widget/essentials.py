@@ -1,9 +1,9 @@
 """The dock's essentials, always in view: what to stylise, with what, how strongly, how big.
 
 Content and style pickers, method (or the fast model's checkpoint), preset, style
-strength, size and iterations. A preset and the strength slider stand for loss
-weights, which live in their own section: the dock forwards ``weights_wanted``
-to it.
+strength (or, for wct and adain, alpha), size and iterations. A preset and the strength
+slider stand for loss weights, which live in their own section: the dock forwards
+``weights_wanted`` to it.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ CUSTOM = "custom"
 
 class Essentials(Container):
     """``content``, ``style``, ``method``, ``checkpoint``, ``preset``, ``style_strength``,
-    ``size``, ``iterations``; ``weights_wanted(values)`` is called with the loss weights
+    ``alpha``, ``size``, ``iterations``; ``weights_wanted(values)`` is called with the loss weights
     a preset or the strength slider asks for."""
 
     def __init__(self, gatys_size: int, weights_wanted: Callable[[dict[str, float]], None]):
         from ..core.fast import sample_model
-        from ..core.options import PRESETS, STYLE_STRENGTH_RANGE, Options
+        from ..core.options import METHODS, PRESETS, STYLE_STRENGTH_RANGE, Options
 
         defaults = Options()
         low, high = STYLE_STRENGTH_RANGE
@@ -34,7 +34,7 @@ class Essentials(Container):
         self._weights_wanted = weights_wanted
         self.content = create_widget(annotation="napari.layers.Image", name="content")
         self.style = create_widget(annotation="napari.layers.Image", name="style")
-        self.method = ComboBox(name="method", choices=["gatys", "fast"], value="gatys")
+        self.method = ComboBox(name="method", choices=list(METHODS), value="gatys")
         self.checkpoint = FileEdit(
             name="checkpoint", visible=False, filter="*.pth *.pt *.safetensors",
             value=sample_model(),
@@ -44,6 +44,13 @@ class Essentials(Container):
             name="style_strength", label="style strength", value=0.0, min=low, max=high,
             step=0.1,
         )  # fmt: skip
+        self.alpha = FloatSlider(
+            name="alpha", value=defaults.alpha, min=0.0, max=1.0, step=0.05, visible=False
+        )
+        self.alpha.tooltip = (
+            "How much style, from 0 (the content) to 1 (all style). After a run, moving it "
+            "redecodes the result in place (the last level, no encoding again)."
+        )
         self.size = SpinBox(name="size", value=gatys_size, min=0, max=16384, step=64)
         self.size.label = "size (0 = auto)"
         self.iterations = SpinBox(
@@ -51,7 +58,7 @@ class Essentials(Container):
         )
         super().__init__(name="essentials", labels=True, widgets=[
             self.content, self.style, self.method, self.checkpoint, self.preset,
-            self.style_strength, self.size, self.iterations,
+            self.style_strength, self.alpha, self.size, self.iterations,
         ])  # fmt: skip
         self.margins = (0, 0, 0, 0)
         follow_table(list(self))
@@ -68,6 +75,7 @@ class Essentials(Container):
             "checkpoint": str(self.checkpoint.value) if fast else None,
             "iterations": self.iterations.value,
             "size": self.size.value or None,
+            "alpha": self.alpha.value,
         }
         if self.preset.value != CUSTOM:
             options["preset"] = self.preset.value
@@ -89,6 +97,7 @@ class Essentials(Container):
             self.style_strength.value = strength
         self.size.value = values["size"] or 0
         self.iterations.value = values["iterations"]
+        self.alpha.value = values["alpha"]
 
     def set_layers(self, sources: object) -> None:
         """Pick the record's content and style layers where layers of those names exist."""
@@ -115,12 +124,16 @@ class Essentials(Container):
         return content is not None and content.ndim > (3 if content.rgb else 2)
 
     def _on_method(self, method: str) -> None:
+        from ..core.options import UNIVERSAL
+
         gatys = method == "gatys"
-        for control in (self.style, self.preset, self.style_strength, self.iterations):
+        for control in (self.preset, self.style_strength, self.iterations):
             control.visible = gatys
-        self.checkpoint.visible = not gatys
+        self.style.visible = method != "fast"
+        self.checkpoint.visible = method == "fast"
+        self.alpha.visible = method in UNIVERSAL
         if not gatys and self.size.value == self.gatys_size:
-            self.size.value = 0  # fast models paint at the image's own resolution
+            self.size.value = 0  # one-pass methods paint at the image's own resolution
         elif gatys and self.size.value == 0:
             self.size.value = self.gatys_size
 

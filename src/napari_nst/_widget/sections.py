@@ -79,7 +79,7 @@ class LookSection(Section):
 
     def options(self) -> dict[str, Any]:
         options = super().options()
-        if self.method == "gatys" and self.preserve_color.value == "luminance":
+        if self.method != "fast" and self.preserve_color.value == "luminance":
             options["luminance_only"] = True
         return options
 
@@ -155,8 +155,8 @@ class StacksSection(Section):
 
 
 class EngineSection(Section):
-    """``device``, ``vgg`` (with ``vgg_file``), ``seed``, *run on* (this computer or a
-    napari-nst server), and *Train a fast model…*."""
+    """``device``, ``vgg`` (with ``vgg_file``), ``seed``, ``levels`` and ``decoders`` (wct,
+    adain), *run on* (this computer or a napari-nst server), and *Train a model…*."""
 
     gatys_only = ("vgg_file",)
 
@@ -173,6 +173,10 @@ class EngineSection(Section):
         self.vgg_file = FileEdit(name="vgg_file", label="VGG19 file", filter="*.pth *.pt")
         self.vgg_file.tooltip = "A local VGG19 state dict, in the layout chosen above."
         self.seed = SpinBox(name="seed", value=defaults.seed, min=0, max=2**31 - 1)
+        self.levels = LineEdit(name="levels", value="")
+        self.levels.native.setPlaceholderText("auto")
+        self.decoders = LineEdit(name="decoders", value="")
+        self.decoders.native.setPlaceholderText("shipped")
         self.server = LineEdit(name="server", label="run on", value="")
         self.server.native.setPlaceholderText("this computer")
         self.server.tooltip = (
@@ -181,9 +185,14 @@ class EngineSection(Section):
             "server needs one, from NAPARI_NST_TOKEN."
         )
         self.train = PushButton(name="train", text="Train a fast model…")
-        self.train.tooltip = "Open the Train Fast Style dock: a model for one style, applied "
-        "in one pass."
-        controls = [self.device, self.vgg, self.vgg_file, self.seed, self.server, self.train]
+        self.train.tooltip = (
+            "Open the Train Fast Style dock: a model for one style, applied in one pass, or "
+            "a decoder for wct and adain (its folder goes in decoders)."
+        )
+        controls = [
+            self.device, self.vgg, self.vgg_file, self.seed, self.levels, self.decoders,
+            self.server, self.train,
+        ]  # fmt: skip
         super().__init__("engine", controls)
         self.vgg.changed.connect(self.update_visibility)
         self.update_visibility()
@@ -202,10 +211,17 @@ class EngineSection(Section):
         vgg = self.vgg.value
         if vgg in FILE_SOURCES:
             vgg = FILE_SOURCES[vgg] + str(self.vgg_file.value)
-        return {"device": self.device.value, "vgg": vgg, "seed": self.seed.value}
+        return {
+            "device": self.device.value, "vgg": vgg, "seed": self.seed.value,
+            "levels": str(self.levels.value).strip() or None,
+            "decoders": str(self.decoders.value).strip() or None,
+        }  # fmt: skip
 
     def set_options(self, values: dict[str, Any]) -> list[str]:
         self.seed.value = values["seed"]
+        levels = values["levels"]
+        self.levels.value = ",".join(levels) if isinstance(levels, list | tuple) else levels or ""
+        self.decoders.value = values["decoders"] or ""
         vgg = "bundled" if values["vgg"] == "auto" else values["vgg"]
         if vgg in self.vgg.choices and vgg not in FILE_SOURCES:
             self.vgg.value = vgg

@@ -15,7 +15,8 @@ same way at the content's own resolution, from the result upsampled (one more
 coarse-to-fine level, as neural-style's multi-resolution script does), into a new
 layer whose record is the finished run's plus that continuation. Only that last run
 is kept for them (it holds its inputs), until another run starts or its layer is
-deleted.
+deleted. A finished wct or adain run is kept the same way for ``redecode(alpha)``:
+the alpha slider decodes its last level again (in a worker) into the same layer.
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ class RunSession:
         self.progress: progress | None = None
         self._target: Any = None
         self._finished: RunRequest | None = None  # what Continue / Full size go on from
+        self._redecodable: tuple[Run, Any, Image, RunRecord, tuple[int, ...]] | None = None
+        self._redecoding: Any = None
+        self._pending_alpha: float | None = None
+        self._last_index: tuple[int, ...] = ()
         self._last_preview = 0.0
         self._handling_step = self._finish_pending = False
         self._cancelling = self._announced = False
@@ -148,6 +153,7 @@ class RunSession:
             cancel=run.cancel,
         )
         self._finished, self._cancelling, self._announced = None, False, False
+        self._redecodable = None
         self.worker.paused.connect(self._on_paused)
         self.worker.resumed.connect(self._on_resumed)
         # A Dask stack's planes run on the cluster: holding the stream would not pause them.
@@ -183,6 +189,7 @@ class RunSession:
         from ..core.optim import duration
 
         record.update(step)
+        self._last_index = step.index
         self._plot.add(step)
         run = self.run
         if run is not None and (step.iteration == 1 or step.done or not record.info):
@@ -290,6 +297,13 @@ class RunSession:
         )
         if keep:
             self._finished = request.continuing(request.run, record, self.output, self._target)
+        redecodable = (
+            request is not None and request.run.redecodable and record is not None
+            and record.status == "done" and self.output is not None and self._target is not None
+        )  # fmt: skip
+        if redecodable:
+            assert request is not None and record is not None and self.output is not None
+            self._redecodable = (request.run, self._target, self.output, record, self._last_index)
         self._refresh(ending=True)
         self.worker = self.request = self.progress = self._target = None
         self.cancel.enabled = False
@@ -404,6 +418,47 @@ class RunSession:
     def _on_layer_removed(self, event: Any) -> None:
         if self._finished is not None and event.value is self._finished.output:
             self._forget()
+        if self._redecodable is not None and event.value is self._redecodable[2]:
+            self._redecodable = None
+
+    # -- redecode (wct, adain) ----------------------------------------------------------
+
+    @property
+    def redecodable(self) -> bool:
+        """A finished wct/adain run whose layer is still there can take another alpha."""
+        kept = self._redecodable
+        return kept is not None and not self.running and kept[2] in self._viewer.layers
+
+    def redecode(self, alpha: float) -> None:
+        """The last finished wct/adain result again with ``alpha``, into its layer; while
+        one redecode runs, only the latest alpha asked for waits."""
+        if not self.redecodable:
+            return
+        if self._redecoding is not None:
+            self._pending_alpha = alpha
+            return
+        run, target, output, record, index = self._redecodable  # type: ignore[misc]
+
+        def one() -> Any:
+            yield run.redecoded(alpha)
+
+        def show(image: Any) -> None:
+            target.write(index, image)
+            output.refresh(extent=False, highlight=False)
+            record.params = run.options.to_dict()
+            record.info = run.info()
+            output.metadata[_layers.RECORD_KEY] = record.to_dict()
+            self.status.value = f"redecoded with alpha {alpha:g}"
+
+        def done() -> None:
+            self._redecoding = None
+            pending, self._pending_alpha = self._pending_alpha, None
+            if pending is not None:
+                self.redecode(pending)
+
+        self._redecoding = start_worker(
+            one, yielded=show, errored=lambda exc: self.report(str(exc)), finished=done
+        )
 
     def _forget(self) -> None:
         self._finished = None

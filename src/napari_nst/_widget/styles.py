@@ -27,7 +27,7 @@ LIST_ROWS = 4
 
 @dataclass(frozen=True)
 class StyleInputs:
-    """What the engine reads for a gatys run, and the layers the record names."""
+    """What the engine reads for a run with a style, and the layers the record names."""
 
     styles: Any = None  # one array, or a list for several styles
     labels: Any = None
@@ -38,7 +38,9 @@ class StylesSection(Section):
     """``styles``, ``style_blend_weights``, ``labels``, ``label_styles``; their choices
     follow the viewer's layers."""
 
-    gatys_only = ("styles", "labels")
+    def applies(self, name: str) -> bool:
+        """Every control here is for the methods that read a style (not fast)."""
+        return self.method != "fast" and super().applies(name)
 
     def __init__(self, viewer: napari.Viewer) -> None:
         from napari.layers import Image, Labels
@@ -68,12 +70,13 @@ class StylesSection(Section):
         )
 
     def options(self) -> dict[str, Any]:
-        return super().options() if self.method == "gatys" else {}
+        return super().options() if self.method != "fast" else {}
 
     def inputs(
         self, content: Image, style: Image, selection: _layers.Selection, scheduler: str
     ) -> StyleInputs:
-        """The style plane(s) and label plane for a gatys run; ``ValueError`` if they
+        """The style plane(s) and label plane for a run with a style (gatys, wct, adain);
+        ``ValueError`` if they
         cannot be (``scheduler``: the Dask scheduler of a whole-stack run, or '').
 
         Each style is the plane the viewer shows, copied (as the style always was);

@@ -125,7 +125,7 @@ def plan(
     run whole, 2-D images as they are. Raises :class:`BatchError` (a ``ValueError``)
     before any work when the batch cannot run as asked.
     """
-    from ..core.options import Options
+    from ..core.options import UNIVERSAL, Options
     from ..core.vgg import file_sha256
 
     options = dict(options or {})
@@ -152,6 +152,14 @@ def plan(
         style = str(Path(style).expanduser().resolve())
         style_sha = file_sha256(style)
         parsed = replace(parsed, vgg=_vgg_path(parsed.vgg))
+        if parsed.method in UNIVERSAL:  # refused now if missing; workers may run elsewhere
+            from ..core.universal import SHIPPED, available_levels
+
+            available_levels(parsed.decoders)
+            if parsed.decoders not in (None, SHIPPED):
+                parsed = replace(
+                    parsed, decoders=str(Path(parsed.decoders).expanduser().resolve())
+                )
     run_options = parsed.to_dict()
     if not stack:
         del run_options["stack"]

@@ -64,6 +64,7 @@ class StackOnDask:
     pausable = False
     steerable = False
     continuable = False
+    redecodable = False
 
     def __init__(self, content: object, style: object, scheduler: str, **options: Any) -> None:
         self._distributed = distributed_module("a Dask scheduler needs")
@@ -90,6 +91,9 @@ class StackOnDask:
 
     def continued(self, iterations: int, size: int | None = None) -> StackOnDask:
         raise ValueError("a stack run on a cluster cannot be continued: run it again")
+
+    def redecoded(self, alpha: float) -> np.ndarray:
+        raise ValueError("only wct and adain runs can be redecoded with another alpha")
 
     def hold(self, paused: bool) -> None:
         """Never called: the planes run on the cluster, so the run is not pausable."""
@@ -250,17 +254,19 @@ def _plane_options(options: Any, layout: Any, rendering: Any) -> dict[str, Any]:
         preview_every=options.iterations,  # only the final image comes back
         checkpoint=_absolute(options.checkpoint),
         vgg=_absolute(options.vgg),
+        decoders=_absolute(options.decoders),
     )
     return plane.to_dict()
 
 
 def _absolute(spec: str | None) -> str | None:
-    """A file the workers must open as an absolute path (``random``, ``caffe:`` kept)."""
+    """A file (or decoder folder) the workers must open as an absolute path (``random``,
+    ``shipped``, ``caffe:`` kept)."""
     if spec is None:
         return None
     prefix = "caffe:" if spec.startswith("caffe:") else ""
     path = Path(spec.removeprefix(prefix)).expanduser()
-    return f"{prefix}{path.resolve()}" if path.is_file() else spec
+    return f"{prefix}{path.resolve()}" if path.exists() else spec  # a file or a folder
 
 
 def _materialise(plane: Any) -> np.ndarray:

@@ -22,6 +22,7 @@ from .options import (
     add_batch_parser,
     add_run_options,
     add_serve_parser,
+    add_train_decoder_parser,
     add_train_parser,
     note,
 )
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_batch_parser(commands)
     add_train_parser(commands)
+    add_train_decoder_parser(commands)
     add_serve_parser(commands)
     samples = commands.add_parser(
         "samples",
@@ -124,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _samples(Path(args.folder))
         if args.command == "train":
             return _train(args)
+        if args.command == "train-decoder":
+            return _train_decoder(args)
         if args.command == "batch":
             return _batch(args)
         if args.command == "serve":
@@ -189,7 +193,7 @@ def _run_stylize(
     if args.labels:
         options["labels"] = read_image(args.labels, "labels image")
     content = read_image(args.content, "content image")
-    if not args.style and options.get("method", "gatys") == "gatys":
+    if not args.style and options.get("method", "gatys") != "fast":
         raise UsageError("STYLE is required (or use --method fast --checkpoint MODEL)")
     styles = [read_image(path, "style image") for path in args.style]
     run = prepare(content, styles[0] if len(styles) == 1 else styles or None, **options)
@@ -243,21 +247,39 @@ def _run_stylize(
 
 
 def _train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..core.training import iter_train
 
     skip = {"command", "style", "images", "output", "log_json", "quiet"}
     options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in skip}
     style = read_image(args.style, "style image")
-    steps = iter_train(style, args.images, args.output, **options)
+    return _drive_training(iter_train(style, args.images, args.output, **options), args, options)
+
+
+def _train_decoder(args: argparse.Namespace) -> int:
+    from ..core.training import iter_train_decoder
+
+    skip = {"command", "images", "output", "log_json", "quiet"}
+    options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in skip}
+    steps = iter_train_decoder(args.images, args.output, **options)
+    return _drive_training(steps, args, options, f"decoder {args.level}")
+
+
+def _drive_training(
+    steps: Any, args: argparse.Namespace, options: dict[str, Any], what: str = "training"
+) -> int:
+    """A progress bar over a training stream; Ctrl+C keeps the last checkpoint."""
+    from tqdm import tqdm
+
     history: list[dict[str, Any]] = []
     saved, bar = None, None
     try:
         for step in steps:
             if bar is None:
-                bar = tqdm(total=step.total, unit="step", desc="training", disable=args.quiet)
-            bar.set_postfix(loss=f"{step.losses['total']:.4g}", refresh=False)
+                bar = tqdm(total=step.total, unit="step", desc=what, disable=args.quiet)
+            shown = {"loss": f"{step.losses['total']:.4g}"}
+            if "psnr" in step.losses:
+                shown["psnr"] = f"{step.losses['psnr']:.1f} dB"
+            bar.set_postfix(shown, refresh=False)
             bar.update(step.iteration - bar.n)
             history.append({"iteration": step.iteration, "losses": step.losses})
             saved = step.saved or saved

@@ -170,6 +170,44 @@ def add_train_parser(commands: Any) -> None:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def add_train_decoder_parser(commands: Any) -> None:
+    from ..core.options import LEVELS
+
+    train = commands.add_parser(
+        "train-decoder",
+        help="train a decoder for universal style transfer (wct, adain) at one level",
+        description="Train the decoder that inverts the bundled VGG19 at one level (Li et "
+        "al. 2017: pixel + feature reconstruction); use the folder it is written to as "
+        "--decoders (files named reluN_1.safetensors).",
+    )
+    train.add_argument(
+        "--images", required=True,
+        help="folder of training images (searched recursively) or a TIFF stack",
+    )  # fmt: skip
+    train.add_argument("--level", choices=LEVELS, default="relu3_1", help="(relu3_1)")
+    train.add_argument(
+        "-o", "--output", required=True,
+        help="decoder file (.safetensors; named LEVEL.safetensors, its folder is --decoders)",
+    )  # fmt: skip
+    opt = argparse.SUPPRESS
+    train.add_argument("--steps", type=int, default=opt, help="optimiser steps (2000)")
+    train.add_argument("--batch-size", type=int, default=opt, help="(8)")
+    train.add_argument("--image-size", type=int, default=opt, help="training crops in px (128)")
+    train.add_argument(
+        "--learning-rate", type=float, default=opt, help="Adam, cosine decay (1e-3)"
+    )
+    train.add_argument(
+        "--feature-weight", type=float, default=opt,
+        help="feature reconstruction relative to pixel reconstruction (1)",
+    )  # fmt: skip
+    train.add_argument("--checkpoint-every", type=int, default=opt, help="steps (200)")
+    train.add_argument("--crop", choices=["random", "center"], default=opt, help="(random)")
+    train.add_argument("--device", default=opt, help="auto (default), cpu, cuda, mps")
+    train.add_argument("--seed", type=int, default=opt, help="(42)")
+    train.add_argument("--log-json", metavar="PATH", help="write the training record as JSON")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 SERVE_EXAMPLES = """examples:
   napari-nst serve                                  # http://127.0.0.1:8765, loopback only
   napari-nst serve --port 0 --data ~/nst-jobs       # any free port, jobs kept there

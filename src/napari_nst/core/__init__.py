@@ -1,7 +1,7 @@
 """The engine: pure PyTorch + NumPy, no napari and no Qt (importable headless).
 
 Every consumer (widget, CLI, batch, Dask, scripts) calls :func:`prepare` and drives the
-run it gets (a :class:`~.step.Run`) through its stream of :class:`Step` s. Fourteen
+run it gets (a :class:`~.step.Run`) through its stream of :class:`Step` s. Fifteen
 modules, read in this order:
 
 * ``step``: the Step streamed out, the STOP sent in, the Run protocol every run offers;
@@ -18,7 +18,8 @@ modules, read in this order:
   variation; the distances that measure a result;
 * ``vgg``: VGG19 as an encoder, where its weights come from, and reading them safely;
 * ``fast``: the fast run (a trained network over planes or tiles); ``transformer``: that
-  network; ``training``: training it;
+  network; ``universal``: universal style transfer (WCT, AdaIN: any style in one pass per
+  level, through a decoder); ``training``: training a fast network or a decoder;
 * ``devices``: device, precision, threads, and whether a run fits in memory;
 * ``provenance``: the run record, recipes (a record as options) and the replay of how a
   run was steered;

@@ -15,19 +15,22 @@ from .devices import torch_threads
 from .fast import FastTransfer
 from .gatys import StyleTransfer
 from .images import place
-from .options import Options
+from .options import UNIVERSAL, Options
 from .provenance import Recipe, parse_recipe, steered
 from .step import Run, Step
+from .universal import UniversalTransfer
 
 
 def prepare(
     content: object, style: object = None, *, recipe: object = None, **options: Any
-) -> StyleTransfer | FastTransfer:
+) -> StyleTransfer | FastTransfer | UniversalTransfer:
     """Validate inputs and options; raises ``ValueError`` with a readable message.
 
     ``method="fast"`` applies ``checkpoint`` (its style is baked in; ``style`` is
     not used); ``"gatys"`` optimises towards ``style``: one image, or a list whose
-    Gram targets are mixed by ``style_blend_weights``. ``recipe`` (a run record or
+    Gram targets are mixed by ``style_blend_weights``; ``"wct"`` and ``"adain"`` give
+    the content ``style``'s feature statistics in one pass per level (their transforms
+    mixed by ``style_blend_weights``). ``recipe`` (a run record or
     a dict of options) supplies options first; those given here override it.
     """
     labels = options.pop("labels", None)
@@ -36,8 +39,10 @@ def prepare(
     parsed = Options.from_kwargs(options)
     if parsed.method == "fast":
         if labels is not None:
-            raise ValueError("labels (styles per region) are for method 'gatys'")
+            raise ValueError("labels (styles per region) are for methods gatys, wct and adain")
         return FastTransfer(content, parsed)
+    if parsed.method in UNIVERSAL:
+        return UniversalTransfer(content, style, parsed, labels)
     return StyleTransfer(content, style, parsed, labels)
 
 

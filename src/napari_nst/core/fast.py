@@ -135,6 +135,7 @@ class FastTransfer:
     pausable = True
     steerable = False
     continuable = False
+    redecodable = False
 
     def __init__(self, content: object, options: Options) -> None:
         self.checkpoint = Path(options.checkpoint or sample_model()).expanduser()
@@ -180,6 +181,9 @@ class FastTransfer:
 
     def continued(self, iterations: int, size: int | None = None) -> FastTransfer:
         raise ValueError("a fast run is one network pass: there is nothing to continue")
+
+    def redecoded(self, alpha: float) -> np.ndarray:
+        raise ValueError("only wct and adain runs can be redecoded with another alpha")
 
     def hold(self, paused: bool) -> None:
         """Nothing to do: the run pauses while its stream is held (see step.Run)."""

@@ -53,6 +53,7 @@ class StyleTransfer:
     pausable = True
     steerable = True
     continuable = True
+    redecodable = False
 
     def __init__(
         self, content: object, style: object, options: Options, labels: object = None
@@ -260,6 +261,9 @@ class StyleTransfer:
         run._first_iteration = self.last_iteration
         return run
 
+    def redecoded(self, alpha: float) -> np.ndarray:
+        raise ValueError("only wct and adain runs can be redecoded with another alpha")
+
     def _work(self) -> list[tuple[int, int]]:
         """(iterations, pixels) per level run, in run order: the first plane climbs the
         pyramid, the rest (which start from a neighbour) and continued planes run at
@@ -279,34 +283,12 @@ class StyleTransfer:
         return {name: features[name] for name in self.options.content_layers}
 
     def _working(self, unit: np.ndarray) -> np.ndarray:
-        """What the network optimises: the luma, or RGB (gray replicated)."""
-        if self.rendering.luminance_only:
-            return images.luminance(unit)[..., None]
-        return unit if unit.shape[-1] == 3 else np.repeat(unit, 3, axis=-1)
+        return images.working_channels(unit, self.rendering.luminance_only)
 
     def _style_working(self, style: images.Plane) -> np.ndarray:
-        if not self.rendering.luminance_only:
-            if self.options.preserve_color == "histogram":
-                return self._working(self._colour_matched(style))
-            return self._working(style.unit)
-        # Gatys et al. 2016: the style's luma takes the content's mean and spread, so
-        # the transfer changes texture, not brightness.
-        mean, std = images.luminance_statistics(self._content, self.layout)
-        return images.match_luminance(style.luminance, mean, std)[..., None]
-
-    def _colour_matched(self, style_plane: images.Plane) -> np.ndarray:
-        """The style recoloured with the content's colour histogram (Gatys et al. 2016).
-
-        A stack's middle plane stands for its colours.
-        """
-        from skimage.exposure import match_histograms
-
-        middle = self.layout.indices[len(self.layout.indices) // 2]
-        reference = images.read_plane(self._content, middle, self.layout).unit
-        style = style_plane.unit
-        if reference.shape[-1] != style.shape[-1]:  # gray content, colour style or back
-            reference = np.repeat(reference[..., :1], style.shape[-1], axis=-1)
-        return match_histograms(style, reference, channel_axis=-1).astype(np.float32)
+        return images.style_working(
+            style, self._content, self.layout, self.rendering, self.options.preserve_color
+        )
 
     def _extractor(self) -> VGGFeatures:
         opts = self.options

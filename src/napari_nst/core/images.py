@@ -400,6 +400,43 @@ class Rendering:
         return alpha.astype(self.dtype)
 
 
+def working_channels(unit: np.ndarray, luminance_only: bool) -> np.ndarray:
+    """What a network sees of a plane: its luma, or RGB (gray replicated)."""
+    if luminance_only:
+        return luminance(unit)[..., None]
+    return unit if unit.shape[-1] == 3 else np.repeat(unit, 3, axis=-1)
+
+
+def style_working(
+    style: Plane, content: object, layout: Layout, rendering: Rendering, preserve_color: str
+) -> np.ndarray:
+    """The style as a run uses it: recoloured with the content's histogram
+    (``preserve_color="histogram"``), or, for luminance-only transfer, its luma with the
+    content's mean and spread (Gatys et al. 2016: the transfer changes texture, not
+    brightness)."""
+    if not rendering.luminance_only:
+        if preserve_color == "histogram":
+            return working_channels(colour_matched(style, content, layout), False)
+        return working_channels(style.unit, False)
+    mean, std = luminance_statistics(content, layout)
+    return match_luminance(style.luminance, mean, std)[..., None]
+
+
+def colour_matched(style: Plane, content: object, layout: Layout) -> np.ndarray:
+    """The style recoloured with the content's colour histogram (Gatys et al. 2016).
+
+    A stack's middle plane stands for its colours.
+    """
+    from skimage.exposure import match_histograms
+
+    middle = layout.indices[len(layout.indices) // 2]
+    reference = read_plane(content, middle, layout).unit
+    unit = style.unit
+    if reference.shape[-1] != unit.shape[-1]:  # gray content, colour style or back
+        reference = np.repeat(reference[..., :1], unit.shape[-1], axis=-1)
+    return match_histograms(unit, reference, channel_axis=-1).astype(np.float32)
+
+
 def place(
     result: np.ndarray, index: tuple[int, ...], image: np.ndarray, fill: float
 ) -> np.ndarray:

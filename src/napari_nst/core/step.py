@@ -68,8 +68,10 @@ class Run(Protocol):
     ``steps()`` streams :class:`Step` s; ``send(STOP)`` into it or ``cancel()`` (from any
     thread) ends it with the best image so far. The flags say what else a driver may do:
     hold the stream to pause (``pausable``), send loss weights into it (``steerable``),
-    and go on after it ends (``continuable``: ``continued(iterations, size=None)``, which
-    raises ``ValueError`` on a run that is not).
+    go on after it ends (``continuable``: ``continued(iterations, size=None)``, which
+    raises ``ValueError`` on a run that is not), and give its finished result again with
+    another ``alpha`` from features it kept (``redecodable``: ``redecoded(alpha)``, the
+    universal methods' slider; ``ValueError`` elsewhere).
     """
 
     options: Options
@@ -86,6 +88,7 @@ class Run(Protocol):
     pausable: bool
     steerable: bool
     continuable: bool
+    redecodable: bool
 
     @property
     def planes(self) -> int: ...
@@ -96,6 +99,8 @@ class Run(Protocol):
         ...
 
     def continued(self, iterations: int, size: int | None = None) -> Run: ...
+
+    def redecoded(self, alpha: float) -> np.ndarray: ...
 
     def steps(self) -> Generator[Step, Any, Any]: ...
 

@@ -325,3 +325,168 @@ def save_model(net: TransformerNet, path: Path, record: dict[str, Any]) -> str:
     atomic_write(path, lambda file: torch.save(state, file))
     write_json(path.with_name(path.name + ".json"), record)
     return str(path)
+
+
+# -- decoders for universal style transfer -------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecoderOptions:
+    """Training a decoder that inverts the bundled VGG19 at one level (Li et al. 2017:
+    pixel plus feature reconstruction loss; here each term relative to its target's
+    mean square, so ``feature_weight`` 1 weighs them alike). Adam, its learning rate
+    falling to 0 along a cosine over ``steps``."""
+
+    level: str = "relu3_1"
+    steps: int = 2000
+    batch_size: int = 8
+    image_size: int = 128
+    learning_rate: float = 1e-3
+    feature_weight: float = 1.0
+    checkpoint_every: int = 200
+    device: str = "auto"
+    seed: int = 42
+    crop: str = "random"
+    precision: str = "auto"
+
+    @classmethod
+    def from_kwargs(cls, options: dict[str, Any]) -> DecoderOptions:
+        unknown = sorted(set(options) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown decoder training option(s) {', '.join(map(repr, unknown))}")
+        return cls(**options)
+
+    def __post_init__(self) -> None:
+        from .universal import LEVELS
+
+        check_choice("level", self.level, LEVELS)
+        check_integer("steps", self.steps, minimum=1)
+        check_integer("batch_size", self.batch_size, minimum=1, maximum=1024)
+        check_integer("image_size", self.image_size, minimum=32, maximum=4096)
+        check_integer("checkpoint_every", self.checkpoint_every, minimum=1)
+        check_integer("seed", self.seed, minimum=0)
+        check_choice("crop", self.crop, CROPS)
+        check_choice("precision", self.precision, PRECISIONS)
+        for name in ("feature_weight", "learning_rate"):
+            check_non_negative(name, getattr(self, name))
+
+
+def iter_train_decoder(images: Any, output: str | os.PathLike, **options: Any) -> Iterator[Step]:
+    """Train the decoder of one level and stream :class:`Step`s (losses, PSNR of the
+    batch); ``output`` (a ``.safetensors`` file) is written every ``checkpoint_every``
+    steps and at the end, atomically. ``send(STOP)`` saves the decoder as it is and ends
+    with a cancelled step, so a cancelled run leaves a usable file."""
+    opts = DecoderOptions.from_kwargs(options)
+    dataset = TrainingImages(images)
+    output = Path(output).expanduser()
+    if output.suffix.lower() != ".safetensors":
+        raise ValueError(f"save the decoder as .safetensors, not {output.name}")
+    device = devices.resolve_device(opts.device)
+    devices.resolve_precision(opts.precision, device)
+    hint = "try a smaller batch size or image size (checkpoints written so far are kept)"
+    return devices.guard(_train_decoder(opts, dataset, output, device), device, hint)
+
+
+def train_decoder(images: Any, output: str | os.PathLike, **options: Any) -> str:
+    """Train to the end and return the decoder's path (see :func:`iter_train_decoder`)."""
+    saved = None
+    for step in iter_train_decoder(images, output, **options):
+        saved = step.saved or saved
+    assert saved is not None
+    return saved
+
+
+def _train_decoder(
+    opts: DecoderOptions, dataset: TrainingImages, output: Path, device: torch.device
+) -> Iterator[Step]:
+    from .universal import decoder_layers, vgg_encoder
+
+    start = time.perf_counter()
+    precision = devices.resolve_precision(opts.precision, device)
+    vgg = load_vgg19("bundled")
+    encoder = vgg_encoder(vgg, opts.level).to(device, memory_format=torch.channels_last)
+    torch.manual_seed(opts.seed)
+    decoder = decoder_layers(opts.level).to(device, memory_format=torch.channels_last).train()
+    order = np.random.default_rng(opts.seed)
+    optimizer = None
+    record = {
+        "params": asdict(opts),
+        "precision": precision,
+        "vgg": vgg.describe(),
+        "versions": versions(),
+    }
+    header = {"level": opts.level, "encoder_sha256": str(vgg.sha256)}
+
+    def save(step: int, losses: dict[str, float]) -> str:
+        return save_decoder(decoder, output, header, record | {"step": step, "losses": losses})
+
+    for step in range(1, opts.steps + 1):
+        picks = order.integers(0, len(dataset), opts.batch_size)
+        crops = order if opts.crop == "random" else None
+        batch = torch.stack([dataset.load(int(i), opts.image_size, crops) for i in picks]) / 255
+        batch = batch.to(device).contiguous(memory_format=torch.channels_last)
+        if optimizer is None:  # VGG19's features are in the hundreds: start at their scale
+            optimizer = _scaled_adam(decoder, encoder(batch), opts.learning_rate)
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, opts.steps)
+        with torch.inference_mode(False), torch.enable_grad():
+            optimizer.zero_grad(set_to_none=True)
+            with devices.autocast(device, precision):
+                with torch.no_grad():
+                    target = encoder(batch)
+                decoded = decoder(target)
+                features = encoder(decoded)
+            target = target.float()
+            pixel = F.mse_loss(decoded.float(), batch) / mean_square(batch)
+            feature = F.mse_loss(features.float(), target) / mean_square(target)
+            total = pixel + opts.feature_weight * feature
+            total.backward()
+            optimizer.step()
+            schedule.step()
+        mse = F.mse_loss(decoded.detach().float().clamp(0, 1), batch)
+        losses = {
+            "pixel": float(pixel.detach()),
+            "feature": float(feature.detach()),
+            "total": float(total.detach()),
+            "psnr": float(-10 * torch.log10(mse.clamp_min(1e-10))),
+        }
+        last = step == opts.steps
+        saved = save(step, losses) if last or step % opts.checkpoint_every == 0 else None
+        elapsed = time.perf_counter() - start
+        reply = yield Step(step, opts.steps, losses, elapsed, done=last, saved=saved)
+        if reply == STOP and not last:
+            saved = save(step, losses)
+            yield Step(step, opts.steps, losses, elapsed, done=True, cancelled=True, saved=saved)
+            return
+
+
+@torch.no_grad()
+def _scaled_adam(
+    decoder: torch.nn.Module, features: torch.Tensor, learning_rate: float
+) -> torch.optim.Adam:
+    """Adam for a decoder whose input is ``features``' scale (VGG19's are in the hundreds):
+    the first convolution starts divided by their root mean square and learns at a rate
+    divided by it too (Adam's steps do not shrink with the gradient), the last one's bias
+    starts at mid-gray."""
+    convs = [m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    scale = float(mean_square(features.float()).sqrt().clamp_min(1e-6))
+    convs[0].weight.div_(scale)
+    convs[-1].bias.fill_(0.5)
+    first = {id(p) for p in convs[0].parameters()}
+    rest = [p for p in decoder.parameters() if id(p) not in first]
+    groups = [{"params": [convs[0].weight], "lr": learning_rate / scale},
+              {"params": [convs[0].bias, *rest]}]  # fmt: skip
+    return torch.optim.Adam(groups, lr=learning_rate)
+
+
+def save_decoder(
+    decoder: torch.nn.Module, path: Path, header: dict[str, str], record: dict[str, Any]
+) -> str:
+    """The decoder's weights as ``.safetensors``, atomically; its level, encoder and
+    training record in the header."""
+    from safetensors.torch import save_file
+
+    from .files import atomic_write
+
+    state = {k: v.detach().float().cpu().contiguous() for k, v in decoder.state_dict().items()}
+    metadata = header | {"napari_nst": json.dumps(record)}
+    return str(atomic_write(path, lambda file: save_file(state, file, metadata=metadata)))

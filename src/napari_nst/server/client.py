@@ -48,6 +48,7 @@ class RemoteRun:
     pausable = True
     steerable = False
     continuable = False
+    redecodable = False
 
     def __init__(
         self,
@@ -80,6 +81,9 @@ class RemoteRun:
 
     def continued(self, iterations: int, size: int | None = None) -> RemoteRun:
         raise ValueError("a run on a server cannot be continued: run it again")
+
+    def redecoded(self, alpha: float) -> np.ndarray:
+        raise ValueError("only wct and adain runs can be redecoded with another alpha")
 
     def cancel(self) -> None:
         """Cancel the job on the server, from any thread (before it is sent: not sent)."""

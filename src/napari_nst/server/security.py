@@ -29,11 +29,11 @@ TOKEN_HEADER = "x-nst-token"
 KEY_HEADER = "x-nst-key"
 """The submitting client's key: its jobs can only be cancelled with it."""
 
-FILE_OPTIONS = ("checkpoint", "weights", "vgg")
+FILE_OPTIONS = ("checkpoint", "weights", "vgg", "decoders")
 """Options whose value may be a file: restricted to the data folder's ``models/``."""
-NAMED_SOURCES = ("auto", "bundled", "torchvision", "caffe", "random")
-"""VGG19 sources that are names, not files (``core.vgg.SOURCES``; kept here so that
-checking a request does not import torch)."""
+NAMED_SOURCES = ("auto", "bundled", "torchvision", "caffe", "random", "shipped")
+"""VGG19 sources and decoder sets that are names, not files (``core.vgg.SOURCES``,
+``core.universal.SHIPPED``; kept here so that checking a request does not import torch)."""
 
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -158,7 +158,7 @@ def model_file(name: str, models: Path, option: str = "file") -> Path:
     path = (root / relative).resolve()
     if not path.is_relative_to(root):
         raise Refused(400, f"{option} leads outside the server's models folder: {name!r}")
-    if not path.is_file():
+    if not (path.is_file() or (option == "decoders" and path.is_dir())):
         raise Refused(400, f"{option} {name!r} is not in the server's models folder")
     return path
 

@@ -1,0 +1,911 @@
+"""Universal style transfer: any painting in one feed-forward pass, no training per style.
+
+**The maths.** An encoder (VGG19 up to ``reluN_1``) turns an image into features; a
+decoder trained to invert that encoder turns features back into an image. Between
+the two, the content's features take on the style's statistics:
+
+* **WCT** (Li et al. 2017, *Universal Style Transfer via Feature Transforms*): the
+  content's features are *whitened* (centred, their covariance made the identity)
+  and *coloured* (given the style's covariance and mean). Applied coarse to fine,
+  one level per ``reluN_1``, each level's result encoded again at the next finer one.
+* **AdaIN** (Huang & Belongie 2017): each channel takes the style's mean and
+  standard deviation; one level.
+
+``alpha`` blends the transformed features with the content's own at every level
+(1: all style, 0: the content reconstructed). Eigen-decompositions run in float64;
+eigenvalues under :data:`RANK_TOLERANCE` of the largest are dropped, so a constant
+or rank-deficient input whitens to zero on those directions instead of dividing by
+zero.
+
+**The networks.** Encoders and decoders are ``nn.Sequential`` in the layout of
+pytorch-AdaIN and of the PyTorch ports of Li et al.'s Torch models (a 1×1 input
+convolution, reflection padding, ``ceil_mode`` pooling, nearest upsampling), so their
+files load key for key: pytorch-AdaIN's ``decoder.pth`` with its
+``vgg_normalised.pth``, or the ports' ``vgg_normalised_convN_1.pth`` with
+``feature_invertor_convN_1.pth``. The decoders napari-nst ships (``decoders/``, trained
+by :func:`.training.iter_train_decoder`) invert the bundled VGG19, whose
+preprocessing becomes that 1×1 convolution. Every file is read with
+``weights_only=True`` and checked key by key and shape by shape.
+
+**The run.** :class:`UniversalTransfer` streams one :class:`Step` per level and
+plane. Planes too large for memory are tiled as the fast method's are: each level's
+transform (an affine map of the features, from statistics of the whole plane at up to
+:data:`.fast.STATS_SIDE` px) is the same for every tile, so tiles join without seams.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import devices, images
+from .images import Plane, Rendering, inspect, native_size, read_plane, resize, working_shape
+from .losses import parse_label_styles
+from .options import LEVELS, Options, check_non_negative
+from .step import STOP, Step
+from .vgg import (
+    CONV_INDICES,
+    VGG19,
+    Preprocess,
+    UnsafeOrCorruptFile,
+    file_sha256,
+    load_bundled,
+    read_state_dict,
+)
+
+_BLOCKS = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
+"""VGG19's blocks: (convolutions, channels)."""
+RANK_TOLERANCE = 1e-5
+"""Eigenvalues below this fraction of the largest count as zero (Li et al. use 1e-5)."""
+ADAIN_EPSILON = 1e-5
+"""Added to variances before their square root (Huang & Belongie's)."""
+SHIPPED = "shipped"
+"""The ``decoders`` value for the decoders installed with napari-nst."""
+SHIPPED_FOLDER = "decoders"
+BYTES_PER_PIXEL = 1500
+"""Peak memory of one encode + decode at relu3_1, measured: ~1.4 kB per pixel (fp32)."""
+
+
+# -- the maths ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Mean (C, 1) and covariance (C, C) of features, in float64."""
+
+    mean: torch.Tensor
+    covariance: torch.Tensor
+
+    @classmethod
+    def of(cls, features: torch.Tensor, chunk: int = 1 << 15) -> Moments:
+        """Moments of (C, N) features (any float dtype). The mean is summed in float64;
+        the covariance chunk by chunk, each chunk's centred product in the features' own
+        float type (fast; ≤ 32768 terms per sum) and the chunks summed in float64, so a
+        large plane never needs a float64 copy."""
+        channels, count = features.shape
+        mean = features.sum(1, keepdim=True, dtype=torch.float64) / max(count, 1)
+        covariance = torch.zeros(channels, channels, dtype=torch.float64)
+        dtype = features.dtype if features.is_floating_point() else torch.float32
+        centre = mean.to(dtype)
+        for start in range(0, count, chunk):
+            part = features[:, start : start + chunk].to(dtype) - centre
+            covariance += (part @ part.T).double()
+        return cls(mean, covariance / max(count - 1, 1))
+
+    @classmethod
+    def mixed(cls, moments: list[Moments], weights: list[float]) -> Moments:
+        """The moments of a weighted mixture of feature sets (several styles blended)."""
+        total = sum(weights)
+        mean = sum(w / total * m.mean for m, w in zip(moments, weights, strict=True))
+        second = sum(
+            w / total * (m.covariance + m.mean @ m.mean.T)
+            for m, w in zip(moments, weights, strict=True)
+        )
+        return cls(mean, second - mean @ mean.T)
+
+
+def _eigen(covariance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues and vectors of a symmetric matrix, those under the tolerance dropped."""
+    values, vectors = torch.linalg.eigh(covariance)
+    keep = values > RANK_TOLERANCE * values.abs().max().clamp_min(torch.finfo(values.dtype).tiny)
+    return values[keep], vectors[:, keep]
+
+
+def whitening(covariance: torch.Tensor) -> torch.Tensor:
+    """W with W·cov·Wᵀ = I on the covariance's support (float64)."""
+    values, vectors = _eigen(covariance)
+    return vectors @ torch.diag(values.rsqrt()) @ vectors.T
+
+
+def colouring(covariance: torch.Tensor) -> torch.Tensor:
+    """C with C·Cᵀ = cov (float64): the covariance's symmetric square root."""
+    values, vectors = _eigen(covariance)
+    return vectors @ torch.diag(values.sqrt()) @ vectors.T
+
+
+@dataclass(frozen=True)
+class Affine:
+    """``f ↦ matrix·f + offset`` on (C, N) features: one level's transform, computed once
+    per plane and applied to the whole plane or to each of its tiles alike."""
+
+    matrix: torch.Tensor
+    offset: torch.Tensor
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        flat = features.reshape(features.shape[0], -1).float()
+        out = torch.addmm(self.offset.float(), self.matrix.float(), flat)
+        return out.reshape(features.shape)
+
+
+def wct_affine(content: Moments, style: Moments, alpha: float = 1.0) -> Affine:
+    """Whitening then colouring, blended with the identity by ``alpha``:
+    ``alpha·(C_s W_c (f − μ_c) + μ_s) + (1 − alpha)·f``, as one affine map (float64)."""
+    transform = colouring(style.covariance) @ whitening(content.covariance)
+    eye = torch.eye(len(transform), dtype=torch.float64)
+    matrix = alpha * transform + (1 - alpha) * eye
+    offset = alpha * (style.mean - transform @ content.mean)
+    return Affine(matrix, offset)
+
+
+def adain_affine(content: Moments, style: Moments, alpha: float = 1.0) -> Affine:
+    """Each channel given the style's mean and standard deviation, blended by ``alpha``
+    with the content's own (Huang & Belongie 2017), as one diagonal affine map."""
+    content_std = (content.covariance.diagonal() + ADAIN_EPSILON).sqrt()
+    style_std = (style.covariance.diagonal() + ADAIN_EPSILON).sqrt()
+    scale = style_std / content_std
+    matrix = torch.diag(alpha * scale + (1 - alpha))
+    offset = alpha * (style.mean - scale[:, None] * content.mean)
+    return Affine(matrix, offset)
+
+
+TRANSFORMS = {"wct": wct_affine, "adain": adain_affine}
+
+
+def transform(
+    content: torch.Tensor, style: torch.Tensor, method: str = "wct", alpha: float = 1.0
+) -> torch.Tensor:
+    """(C, H, W) content features with ``style`` features' statistics (any shapes)."""
+    flat = content.reshape(len(content), -1)
+    affine = TRANSFORMS[method](Moments.of(flat), Moments.of(style.reshape(len(style), -1)), alpha)
+    return affine(content)
+
+
+# -- the networks ------------------------------------------------------------------
+
+
+def _convs(level: str, whole: bool = False) -> list[tuple[int, int] | None]:
+    """VGG19's 3×3 convolutions up to ``level`` as (in, out) channels, None for a pool;
+    ``whole``: every convolution of the blocks reached (pytorch-AdaIN's full file)."""
+    depth = LEVELS.index(level) + 1
+    layers: list[tuple[int, int] | None] = []
+    channels = 3
+    for block, (count, width) in enumerate(_BLOCKS[:depth]):
+        if block:
+            layers.append(None)
+        for _ in range(count if whole or block < depth - 1 else 1):
+            layers.append((channels, width))
+            channels = width
+    return layers
+
+
+def encoder_layers(level: str, whole: bool = False) -> nn.Sequential:
+    """The ``vgg_normalised`` layout up to ``level``: 1×1 input convolution, then
+    reflection-padded 3×3 convolutions with ReLUs, ``ceil_mode`` max pooling."""
+    layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
+    for conv in _convs(level, whole):
+        if conv is None:
+            layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
+        else:
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(*conv, 3), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def decoder_layers(level: str) -> nn.Sequential:
+    """The encoder mirrored (``feature_invertor_convN_1``; pytorch-AdaIN's ``decoder`` at
+    relu4_1): nearest upsampling for each pool, no ReLU after the last convolution."""
+    layers: list[nn.Module] = []
+    for conv in reversed(_convs(level)):
+        if conv is None:
+            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        else:
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(conv[1], conv[0], 3), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+def preprocess_conv(preprocess: Preprocess) -> tuple[torch.Tensor, torch.Tensor]:
+    """A VGG19's preprocessing (RGB in [0, 1] → its input) as a 1×1 convolution."""
+    mul = torch.tensor(preprocess.scale) / torch.tensor(preprocess.std)
+    sub = torch.tensor(preprocess.mean) / preprocess.scale
+    weight = torch.zeros(3, 3, 1, 1)
+    for out in range(3):
+        weight[out, 2 - out if preprocess.bgr else out] = mul[out]
+    return weight, -(sub * mul)
+
+
+def vgg_encoder(vgg: VGG19, level: str) -> nn.Sequential:
+    """``encoder_layers(level)`` with a VGG19's weights (the bundled one for napari-nst's
+    own decoders)."""
+    encoder = encoder_layers(level)
+    convs = [m for m in encoder if isinstance(m, nn.Conv2d)]
+    state = dict(zip(("weight", "bias"), preprocess_conv(vgg.preprocess), strict=True))
+    convs[0].load_state_dict(state)
+    for conv, index in zip(convs[1:], CONV_INDICES, strict=False):
+        weight, bias = vgg.convs[index]
+        conv.load_state_dict({"weight": weight, "bias": bias})
+    return encoder.eval().requires_grad_(False)
+
+
+# -- reading decoders --------------------------------------------------------------
+
+
+class DecoderError(ValueError):
+    """Decoder files that cannot be used, with what was found and what was expected."""
+
+
+@dataclass
+class Pair:
+    """One level's encoder and the decoder that inverts it, and their files."""
+
+    level: str
+    encoder: nn.Sequential
+    decoder: nn.Sequential
+    files: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Decoders:
+    """The levels a set of decoder files offers, and where they came from."""
+
+    source: str
+    pairs: dict[str, Pair]
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return tuple(level for level in LEVELS if level in self.pairs)
+
+    def describe(self) -> dict[str, Any]:
+        files = {
+            level: {
+                role: {"path": path, "sha256": file_sha256(path)} for role, path in p.files.items()
+            }
+            for level, p in self.pairs.items()
+        }
+        return {"source": self.source, "levels": list(self.levels), "files": files}
+
+
+def shipped_folder() -> Path:
+    return Path(str(resources.files("napari_nst") / SHIPPED_FOLDER))
+
+
+def load_decoders(spec: str | None = None) -> Decoders:
+    """Decoders from the ``decoders`` option: ``shipped`` (default), a folder or a file.
+
+    A folder holds pytorch-AdaIN's ``decoder.pth`` + ``vgg_normalised.pth`` (relu4_1),
+    the WCT ports' ``feature_invertor_convN_1.pth`` + ``vgg_normalised_convN_1.pth``, or
+    ``reluN_1.safetensors`` files written by ``napari-nst train-decoder`` (which read the
+    bundled VGG19 as their encoder); a file is one of those.
+    """
+    spec = (spec or SHIPPED).strip()
+    path = shipped_folder() if spec == SHIPPED else Path(spec).expanduser()
+    if path.is_file():
+        return _from_file(path)
+    if not path.is_dir():
+        raise DecoderError(
+            f"decoders not found: {path}. Use 'shipped', a folder of decoders or a decoder file"
+        )
+    pairs: dict[str, Pair] = {}
+    if (path / "decoder.pth").is_file():
+        pairs |= _from_file(path / "decoder.pth").pairs
+    for level in LEVELS:
+        conv = level.replace("relu", "conv")
+        port = path / f"feature_invertor_{conv}.pth"
+        if port.is_file():
+            pairs[level] = _port_pair(level, port, path / f"vgg_normalised_{conv}.pth")
+        ours = path / f"{level}.safetensors"
+        if ours.is_file():
+            pairs[level] = _our_pair(ours)
+    if not pairs:
+        raise DecoderError(
+            f"no decoders in {path}: expected decoder.pth + vgg_normalised.pth "
+            "(pytorch-AdaIN), feature_invertor_convN_1.pth + vgg_normalised_convN_1.pth "
+            "(WCT ports) or reluN_1.safetensors (napari-nst train-decoder)"
+        )
+    return Decoders("shipped" if spec == SHIPPED else str(path), pairs)
+
+
+def _from_file(path: Path) -> Decoders:
+    if path.suffix.lower() == ".safetensors":
+        pair = _our_pair(path)
+    elif path.name.startswith("feature_invertor_conv"):
+        level = "relu" + path.stem.removeprefix("feature_invertor_conv")
+        if level not in LEVELS:
+            raise DecoderError(f"{path.name}: no level {level} (use conv1_1 … conv5_1)")
+        pair = _port_pair(
+            level, path, path.with_name(f"vgg_normalised_{level.replace('relu', 'conv')}.pth")
+        )
+    else:  # pytorch-AdaIN: the decoder of relu4_1, the whole normalised VGG19 beside it
+        encoder_path = path.with_name("vgg_normalised.pth")
+        if not encoder_path.is_file():
+            raise DecoderError(
+                f"{path.name} is read as pytorch-AdaIN's decoder, whose encoder "
+                f"vgg_normalised.pth must be beside it in {path.parent}"
+            )
+        encoder = _loaded(
+            encoder_layers("relu5_1", whole=True), encoder_path, "pytorch-AdaIN vgg_normalised"
+        )
+        decoder = _loaded(decoder_layers("relu4_1"), path, "pytorch-AdaIN decoder (relu4_1)")
+        encoder = encoder[: len(encoder_layers("relu4_1"))]
+        files = {"decoder": str(path), "encoder": str(encoder_path)}
+        pair = Pair("relu4_1", encoder, decoder, files)
+    return Decoders(str(path), {pair.level: pair})
+
+
+def _port_pair(level: str, decoder_path: Path, encoder_path: Path) -> Pair:
+    if not encoder_path.is_file():
+        raise DecoderError(f"{decoder_path.name} needs its encoder {encoder_path.name} beside it")
+    conv = level.replace("relu", "conv")
+    encoder = _loaded(encoder_layers(level), encoder_path, f"vgg_normalised_{conv}")
+    decoder = _loaded(decoder_layers(level), decoder_path, f"feature_invertor_{conv}")
+    return Pair(
+        level, encoder, decoder, {"decoder": str(decoder_path), "encoder": str(encoder_path)}
+    )
+
+
+def _our_pair(path: Path) -> Pair:
+    """A decoder from ``napari-nst train-decoder``: its level in the file's header, its
+    encoder the bundled VGG19 (whose hash the header records)."""
+    state, metadata = _state(path)
+    level = metadata.get("level", "")
+    if level not in LEVELS:
+        raise DecoderError(
+            f"{path.name} does not say which level it decodes (expected a napari-nst decoder "
+            "with 'level' relu1_1 … relu5_1 in its header)"
+        )
+    vgg = load_bundled()
+    if metadata.get("encoder_sha256", vgg.sha256) != vgg.sha256:
+        raise DecoderError(
+            f"{path.name} was trained on another VGG19 "
+            f"(SHA-256 {metadata['encoder_sha256'][:12]}…) "
+            f"than the bundled one ({vgg.sha256[:12]}…)"  # type: ignore[index]
+        )
+    decoder = _checked(decoder_layers(level), state, path, f"napari-nst decoder ({level})")
+    return Pair(level, vgg_encoder(vgg, level), decoder, {"decoder": str(path)})
+
+
+def _state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    try:
+        return read_state_dict(path)
+    except UnsafeOrCorruptFile as exc:
+        raise DecoderError(str(exc)) from None
+
+
+def _loaded(network: nn.Sequential, path: Path, layout: str) -> nn.Sequential:
+    return _checked(network, _state(path)[0], path, layout)
+
+
+def _checked(
+    network: nn.Sequential, state: dict[str, torch.Tensor], path: Path, layout: str
+) -> nn.Sequential:
+    """``network`` with ``state``'s weights: every key present, none extra, shapes equal."""
+    expected = {key: tuple(value.shape) for key, value in network.state_dict().items()}
+    found = {key: tuple(value.shape) for key, value in state.items()}
+    missing = sorted(set(expected) - set(found), key=_key_order)
+    extra = sorted(set(found) - set(expected), key=_key_order)
+    wrong = [k for k in expected if k in found and found[k] != expected[k]]
+    if missing or extra or wrong:
+        problems = []
+        if missing:
+            problems.append(f"missing {_few(missing)}")
+        if extra:
+            problems.append(f"unexpected {_few(extra)}")
+        if wrong:
+            problems.append(
+                "; ".join(f"{k} is {found[k]}, expected {expected[k]}" for k in wrong[:3])
+            )
+        raise DecoderError(f"{path.name} is not a {layout} file: {'; '.join(problems)}")
+    network.load_state_dict({key: value.float() for key, value in state.items()})
+    return network.eval().requires_grad_(False)
+
+
+def _key_order(key: str) -> tuple[int, str]:
+    head, _, tail = key.partition(".")
+    return (int(head) if head.isdigit() else -1, tail)
+
+
+def _few(keys: list[str]) -> str:
+    return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
+def available_levels(spec: str | None) -> tuple[str, ...]:
+    """The levels a ``decoders`` value offers, from file names and headers alone (cheap:
+    a run is validated before its worker reads any weights)."""
+    spec = (spec or SHIPPED).strip()
+    path = shipped_folder() if spec == SHIPPED else Path(spec).expanduser()
+    if path.is_file():
+        if path.suffix.lower() == ".safetensors":
+            found = {_header(path).get("level", "")}
+        elif path.name.startswith("feature_invertor_conv"):
+            found = {"relu" + path.stem.removeprefix("feature_invertor_conv")}
+        else:
+            found = {"relu4_1"}
+    elif path.is_dir():
+        found = {"relu4_1"} if (path / "decoder.pth").is_file() else set()
+        for level in LEVELS:
+            conv = level.replace("relu", "conv")
+            if (path / f"feature_invertor_{conv}.pth").is_file():
+                found.add(level)
+            if (path / f"{level}.safetensors").is_file():
+                found.add(level)
+    else:
+        raise DecoderError(
+            f"decoders not found: {path}. Use 'shipped', a folder of decoders or a decoder file"
+        )
+    levels = tuple(level for level in LEVELS if level in found)
+    if not levels:
+        raise DecoderError(f"no decoders for relu1_1 … relu5_1 in {path}")
+    return levels
+
+
+def _header(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            return dict(handle.metadata() or {})
+    except Exception as exc:  # safetensors raises several types for a bad file
+        raise DecoderError(f"could not read {path}: {exc}") from None
+
+
+def run_levels(
+    method: str, requested: tuple[str, ...] | None, spec: str | None
+) -> tuple[str, ...]:
+    """The levels a run applies, coarse to fine: those asked for (each must have a
+    decoder), else every level there is a decoder for (WCT) or the deepest (AdaIN)."""
+    available = available_levels(spec)
+    if requested:
+        missing = [level for level in requested if level not in available]
+        if missing:
+            raise DecoderError(
+                f"no decoder for {', '.join(missing)} in {spec or SHIPPED} "
+                f"(it has {', '.join(available)})"
+            )
+        chosen = tuple(dict.fromkeys(requested))
+    else:
+        chosen = available if method == "wct" else available[-1:]
+    return tuple(sorted(chosen, key=LEVELS.index, reverse=True))
+
+
+# -- the run -----------------------------------------------------------------------
+
+
+CONTENT = "content"
+BLEND = "blend"
+
+
+class UniversalTransfer:
+    """A validated WCT or AdaIN run; decoders are read when the run starts."""
+
+    # One pass per level: nothing to steer or go on with (see step.Run); a finished
+    # untiled run of one plane keeps its last level's features, to redecode.
+    pausable = True
+    steerable = False
+    continuable = False
+
+    def __init__(
+        self, content: object, style: object, options: Options, labels: object = None
+    ) -> None:
+        styles = list(style) if isinstance(style, list | tuple) else [style]
+        if not styles or any(s is None for s in styles):
+            raise ValueError(f"method {options.method!r} needs a style image")
+        weights = options.style_blend_weights or (1.0,) * len(styles)
+        if len(weights) != len(styles):
+            raise ValueError(
+                f"style_blend_weights has {len(weights)} value(s) for {len(styles)} style image(s)"
+            )
+        self.options, self.method = options, options.method
+        self.blend_weights = [w / sum(weights) for w in weights]
+        self.layout = inspect(
+            content, "content image", options.contrast_limits, stack=options.stack == "all"
+        )
+        self._content = content
+        self._styles = [
+            read_plane(
+                s, (), inspect(s, "style image" if len(styles) == 1 else f"style image {n}")
+            )
+            for n, s in enumerate(styles, start=1)
+        ]
+        luminance = options.luminance_only
+        if luminance is None:  # gray in, gray out; colour keeps its colours unless asked
+            luminance = not self.layout.colour or options.preserve_color == "luminance"
+        self.shape = working_shape(
+            self.layout.plane_shape, options.size or self.full_size, options.spacing
+        )
+        self.rendering = Rendering(
+            self.layout, luminance, options.output_range,
+            match_colour=options.preserve_color == "histogram" and not luminance,
+            working_shape=self.shape if options.output_size == "working" else None,
+        )  # fmt: skip
+        self.levels = run_levels(self.method, options.levels, options.decoders)
+        self._labels: np.ndarray | None = None
+        self._label_styles: dict[int, int | str] = {}
+        if labels is not None:
+            from .losses import check_labels
+
+            self._labels = check_labels(labels, self.layout.plane_shape)
+            self._label_styles = parse_label_styles(options.label_styles or {}, len(styles))
+        elif options.label_styles:
+            raise ValueError("label_styles needs labels (an integer image of regions)")
+        self.device = devices.resolve_device(options.device)
+        self.precision = devices.resolve_precision(options.precision, self.device)
+        self.tile = self._tile_size()
+        if self.tile is None:
+            height, width = self.shape
+            devices.check(
+                self._bytes_at, max(self.shape), self.device, f"an untiled {height}×{width} run"
+            )
+        self.decoders: Decoders | None = None
+        self.non_finite = 0
+        self.last_iteration = 0
+        self._stop = threading.Event()
+        self._last: tuple[_Level, Plane] | None = None
+        self.redecoded_alpha: float | None = None
+
+    @property
+    def planes(self) -> int:
+        return len(self.layout.indices)
+
+    @property
+    def full_size(self) -> int:
+        """The working size at the content's own resolution (the finer pixel spacing)."""
+        return native_size(self.layout.plane_shape, self.options.spacing)
+
+    def continued(self, iterations: int, size: int | None = None) -> UniversalTransfer:
+        raise ValueError(
+            f"a {self.method} run is one pass per level: there is nothing to continue"
+        )
+
+    def hold(self, paused: bool) -> None:
+        """Nothing to do: the run pauses while its stream is held (see step.Run)."""
+
+    def cancel(self) -> None:
+        """Ask the run to stop from any thread; seen before every level and tile."""
+        self._stop.set()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "device": str(self.device),
+            "precision": self.precision,
+            "working_size": list(self.shape),
+            "luminance_only": self.rendering.luminance_only,
+            "levels": list(self.levels),
+            "alpha": self.options.alpha,
+            "tile": self.tile,
+            "result": {"shape": list(self.rendering.shape), "dtype": str(self.rendering.dtype)},
+            **self.rendering.resizing(self.shape),
+            "non_finite_pixels": self.non_finite,
+            "decoders": self.decoders.describe() if self.decoders else {"source": None},
+        } | ({"redecoded": {"alpha": self.redecoded_alpha, "level": self.levels[-1]}}
+             if self.redecoded_alpha is not None else {})  # fmt: skip
+
+    def _tile_size(self) -> int | None:
+        requested = self.options.tile
+        if requested is not None:
+            return requested or None  # 0: never tile
+        pixels_budget = devices.memory_budget(self.device) // BYTES_PER_PIXEL
+        if self.shape[0] * self.shape[1] <= pixels_budget:
+            return None
+        from .transformer import MIN_TILE
+
+        return max(MIN_TILE, int(pixels_budget**0.5))
+
+    def _bytes_at(self, size: int) -> int:
+        height, width = working_shape(self.layout.plane_shape, size, self.options.spacing)
+        return height * width * BYTES_PER_PIXEL + devices.FIXED_BYTES
+
+    def steps(self) -> Iterator[Step]:
+        """One step per level and plane (per tile when tiled); ``send(STOP)`` keeps the
+        finished planes."""
+        hint = "leave tile on auto (tiles bound the memory), or use a smaller size"
+        yield from devices.guard(self._run(), self.device, hint)
+
+    def _run(self) -> Iterator[Step]:
+        from .fast import plan
+
+        start = time.perf_counter()
+        self.decoders = load_decoders(self.options.decoders)
+        devices.configure(self.device)
+        pairs = [self._on_device(self.decoders.pairs[level]) for level in self.levels]
+        tiles = plan(self.shape, self.tile) if self.tile else []
+        per_level = max(1, len(tiles))
+        total = self.planes * len(pairs) * per_level
+        style_moments = self._style_moments(pairs, self._style_inputs())
+        for number, index in enumerate(self.layout.indices):
+            plane = read_plane(self._content, index, self.layout)
+            self.non_finite += plane.non_finite
+            image = self._input(plane)
+            labels = self._plane_labels()
+            for depth, pair in enumerate(pairs):
+                level = _Level(self, pair, style_moments[pair.level], labels)
+                done = (number * len(pairs) + depth) * per_level
+                if tiles:
+                    joined = yield from level.tiled(
+                        image, tiles, done, total, start, (number, index)
+                    )
+                    if joined is None:
+                        return
+                    image = joined
+                else:
+                    if self._stop.is_set():
+                        yield self._step(done, total, start, number, index, done=True,
+                                         cancelled=True)  # fmt: skip
+                        return
+                    image = level.whole(image)
+                    if depth == len(pairs) - 1 and self.planes == 1:
+                        self._last = (level, plane)  # its features, to redecode
+                last = depth == len(pairs) - 1
+                final = self.rendering.render(self._channels(image), plane)
+                reply = yield self._step(
+                    done + per_level, total, start, number, index, image=final,
+                    plane_done=last, done=last and number == self.planes - 1,
+                    level=depth, levels=len(pairs),
+                )  # fmt: skip
+                self.last_iteration = done + per_level
+                if reply == STOP and not (last and number == self.planes - 1):
+                    yield self._step(
+                        done + per_level, total, start, number, index, done=True, cancelled=True,
+                        plane_done=last,
+                    )  # fmt: skip
+                    return
+
+    @property
+    def redecodable(self) -> bool:
+        return self._last is not None
+
+    @torch.no_grad()
+    def redecoded(self, alpha: float) -> np.ndarray:
+        """The result again with another ``alpha`` at the last level, from the features
+        kept from the run: one decoder pass, no encoding (the widget's alpha slider).
+
+        With one level (AdaIN's default) this is the run with that alpha, and the run's
+        options say so; with several (WCT) the coarser levels keep the alpha they ran
+        with, and ``info()["redecoded"]`` says which alpha the last level has now.
+        """
+        if self._last is None:
+            raise ValueError("redecoding needs a finished untiled run of one plane")
+        check_non_negative("alpha", alpha, maximum=1.0)
+        level, plane = self._last
+        styled = level._apply(level.features, level.flat_labels)  # one matrix product
+        blended = torch.lerp(level.features, styled, float(alpha))
+        image = self._decode(level.pair, blended, self.shape)
+        if len(self.levels) == 1:
+            self.options = dataclasses.replace(self.options, alpha=float(alpha))
+        else:
+            self.redecoded_alpha = float(alpha)
+        return self.rendering.render(self._channels(image), plane, owned=True)
+
+    def _step(
+        self,
+        count: int,
+        total: int,
+        start: float,
+        number: int,
+        index: tuple[int, ...],
+        **fields: Any,
+    ) -> Step:
+        return Step(
+            iteration=count, total=total, losses={}, elapsed=time.perf_counter() - start,
+            index=index, plane=number, planes=self.planes, **fields,
+        )  # fmt: skip
+
+    def _on_device(self, pair: Pair) -> Pair:
+        if self.device.type == "cpu":
+            return pair
+        encoder = copy.deepcopy(pair.encoder).to(self.device)  # the loaded ones stay cached
+        decoder = copy.deepcopy(pair.decoder).to(self.device)
+        return Pair(pair.level, encoder, decoder, pair.files)
+
+    def _input(self, plane: Plane) -> torch.Tensor:
+        """(1, 3, h, w) in [0, 1] at the working size: RGB, or the luma thrice."""
+        unit = images.working_channels(plane.unit, self.rendering.luminance_only)
+        tensor = torch.from_numpy(np.ascontiguousarray(unit)).permute(2, 0, 1)[None]
+        return resize(tensor.expand(-1, 3, -1, -1), self.shape)
+
+    def _style_inputs(self) -> list[torch.Tensor]:
+        size = max(1, round(max(self.shape) * self.options.style_scale))
+        inputs = []
+        for style in self._styles:
+            unit = images.style_working(
+                style, self._content, self.layout, self.rendering, self.options.preserve_color
+            )
+            tensor = torch.from_numpy(np.ascontiguousarray(unit)).permute(2, 0, 1)[None]
+            inputs.append(
+                resize(tensor.expand(-1, 3, -1, -1), working_shape(unit.shape[:2], size))
+            )
+        return inputs
+
+    def _style_moments(
+        self, pairs: list[Pair], styles: list[torch.Tensor]
+    ) -> dict[str, list[Moments]]:
+        """Each style's feature moments at every level. Where the shallower encoders are
+        the deepest one cut short (the shipped decoders' are: one VGG19), one pass of the
+        deepest encoder gives every level's features."""
+        deepest = pairs[0]
+        taps = {
+            len(p.encoder) - 1: p.level for p in pairs if _is_prefix(p.encoder, deepest.encoder)
+        }
+        moments: dict[str, list[Moments]] = {p.level: [] for p in pairs}
+        for style in styles:
+            x = style.to(self.device).contiguous(memory_format=torch.channels_last)
+            with devices.autocast(self.device, self.precision):
+                for index, module in enumerate(deepest.encoder):
+                    x = module(x)
+                    if index in taps:
+                        moments[taps[index]].append(_flat_moments(x.float()))
+            for pair in pairs:
+                if len(moments[pair.level]) < len(moments[deepest.level]):
+                    moments[pair.level].append(_flat_moments(self._encode(pair, style)))
+        return moments
+
+    def _encode(self, pair: Pair, image: torch.Tensor) -> torch.Tensor:
+        with devices.autocast(self.device, self.precision):
+            features = pair.encoder(
+                image.to(self.device).contiguous(memory_format=torch.channels_last)
+            )
+        return features.float()
+
+    def _decode(self, pair: Pair, features: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+        with devices.autocast(self.device, self.precision):
+            image = pair.decoder(features.contiguous(memory_format=torch.channels_last))
+        return image.float()[..., : shape[0], : shape[1]].clamp(0, 1).cpu().contiguous()
+
+    def _plane_labels(self) -> torch.Tensor | None:
+        """The label image at the working size (nearest), or None."""
+        if self._labels is None:
+            return None
+        labels = torch.from_numpy(self._labels)[None, None].float()
+        return torch.nn.functional.interpolate(labels, size=self.shape, mode="nearest-exact")[0, 0]
+
+    def _channels(self, image: torch.Tensor) -> torch.Tensor:
+        if self.rendering.luminance_only:
+            from .fast import _LUMA
+
+            return (image * _LUMA.view(1, 3, 1, 1).to(image)).sum(1, keepdim=True)
+        return image
+
+
+def _flat_moments(features: torch.Tensor) -> Moments:
+    return Moments.of(features[0].reshape(features.shape[1], -1))
+
+
+def _is_prefix(short: nn.Sequential, long: nn.Sequential) -> bool:
+    """Whether ``short`` is ``long`` cut after its own length (same weights)."""
+    if len(short) > len(long):
+        return False
+    mine, theirs = short.state_dict(), long[: len(short)].state_dict()
+    return mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
+class _Level:
+    """One level of one plane: the transform (an affine map per region, from the whole
+    plane's statistics), applied to the plane or tile by tile."""
+
+    def __init__(
+        self,
+        run: UniversalTransfer,
+        pair: Pair,
+        style_moments: list[Moments],
+        labels: torch.Tensor | None,
+    ) -> None:
+        self.run, self.pair, self.style_moments, self.labels = run, pair, style_moments, labels
+        self.affines: list[tuple[int | None, Affine | None]] = []
+        self.features, self.flat_labels = torch.empty(0), None
+
+    def whole(self, image: torch.Tensor) -> torch.Tensor:
+        run = self.run
+        features = run._encode(self.pair, image)
+        labels = self._labels_at(self.labels, features.shape[-2:])
+        self._prepare(features, labels)
+        styled = self._apply(features, labels)
+        self.features, self.flat_labels = features, labels
+        blended = torch.lerp(features, styled, run.options.alpha)
+        return run._decode(self.pair, blended, image.shape[-2:])
+
+    def tiled(self, image, tiles, done, total, start, where) -> Iterator[Step]:
+        from .fast import STATS_SIDE, fade_sums, tile_fade
+
+        run = self.run
+        number, index = where
+        side = min(STATS_SIDE, max(image.shape[-2:]))
+        reference = resize(image, working_shape(image.shape[-2:], side))
+        features = run._encode(self.pair, reference)
+        self._prepare(features, self._labels_at(self.labels, features.shape[-2:]))
+        del features, reference
+        accumulated = torch.zeros_like(image)
+        for count, tile in enumerate(tiles, start=1):
+            if run._stop.is_set():
+                yield run._step(done, total, start, number, index, done=True, cancelled=True)
+                return None
+            rows, columns = tile.slices
+            part = image[..., rows, columns]
+            tile_features = run._encode(self.pair, part)
+            labels = None if self.labels is None else self.labels[rows, columns]
+            labels = self._labels_at(labels, tile_features.shape[-2:])
+            styled = self._apply(tile_features, labels)
+            blended = torch.lerp(tile_features, styled, run.options.alpha)
+            out = run._decode(self.pair, blended, part.shape[-2:])
+            fade = torch.from_numpy(tile_fade(tile, image.shape[-2:]))[None, None]
+            accumulated[..., rows, columns] += out.mul_(fade)
+            if (yield run._step(done + count, total, start, number, index)) == STOP:
+                yield run._step(
+                    done + count, total, start, number, index, done=True, cancelled=True
+                )
+                return None
+        row_sum, column_sum = fade_sums(tiles, image.shape[-2:])
+        accumulated.div_(torch.from_numpy(row_sum)[:, None]).div_(torch.from_numpy(column_sum))
+        return accumulated
+
+    @staticmethod
+    def _labels_at(labels: torch.Tensor | None, shape: tuple[int, int]) -> torch.Tensor | None:
+        if labels is None:
+            return None
+        return torch.nn.functional.interpolate(
+            labels[None, None], size=tuple(shape), mode="nearest-exact"
+        )[0, 0].flatten()
+
+    def _prepare(self, features: torch.Tensor, labels: torch.Tensor | None) -> None:
+        """Each region's affine map at alpha 1, from ``features`` of the whole plane."""
+        run = self.run
+        flat = features[0].reshape(features.shape[1], -1)
+        make = TRANSFORMS[run.method]
+        if labels is None:
+            regions: list[tuple[int | None, int | str]] = [(None, BLEND)]
+        else:
+            listed = list(run._label_styles.items())
+            regions = [(label, style) for label, style in listed] + [(None, BLEND)]
+        self.affines = []
+        for label, style in regions:
+            if labels is None:
+                inside = flat
+            elif label is None:  # every label not listed
+                known = torch.tensor([k for k, _ in regions if k is not None], dtype=labels.dtype)
+                inside = flat[:, ~torch.isin(labels, known)]
+            else:
+                inside = flat[:, labels == label]
+            if style == CONTENT or inside.shape[1] == 0:
+                self.affines.append((label, None))
+                continue
+            content = Moments.of(inside)
+            if style == BLEND:
+                maps = [make(content, s) for s in self.style_moments]
+                weights = run.blend_weights
+            else:
+                maps, weights = [make(content, self.style_moments[int(style)])], [1.0]
+            matrix = sum(w * m.matrix for m, w in zip(maps, weights, strict=True))
+            offset = sum(w * m.offset for m, w in zip(maps, weights, strict=True))
+            self.affines.append((label, Affine(matrix, offset)))
+
+    def _apply(self, features: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The styled features (alpha 1): each region's map on its own pixels."""
+        channels = features.shape[1]
+        flat = features[0].reshape(channels, -1)
+        if labels is None:
+            label, affine = self.affines[0]
+            return (flat if affine is None else affine(flat)).reshape(features.shape)
+        out = flat.clone()
+        known = torch.tensor([k for k, _ in self.affines if k is not None], dtype=labels.dtype)
+        for label, affine in self.affines:
+            inside = ~torch.isin(labels, known) if label is None else labels == label
+            if affine is not None and inside.any():
+                out[:, inside] = affine(flat[:, inside])
+        return out.reshape(features.shape)
