@@ -142,7 +142,8 @@ UNIVERSAL_ONLY = {"alpha", "levels", "decoders"}  # wct/adain: tests/widget/test
 
 def test_a_recipe_round_trip_restores_every_control(widget, viewer, monkeypatch):
     monkeypatch.setattr("napari_nst._widget.recipes.show_info", lambda *_: None)
-    assert set(CHANGED) | FAST_ONLY | UNIVERSAL_ONLY == set(widget.controlled())  # a new control needs a value
+    # A new control needs a value here.
+    assert set(CHANGED) | FAST_ONLY | UNIVERSAL_ONLY == set(widget.controlled())
     start = {name: getattr(widget, name).value for name in CHANGED}
     for name, value in CHANGED.items():
         assert start[name] != value, name
