@@ -310,6 +310,30 @@ def check(
     )
 
 
+def feed_forward_tile(
+    shape: tuple[int, int],
+    device: torch.device,
+    bytes_per_pixel: int,
+    requested: int | None,
+    minimum: int,
+    bytes_at: Callable[[int], int],
+) -> int | None:
+    """The tile side of a feed-forward run (fast, WCT, AdaIN) over planes of ``shape``:
+    ``requested`` when given (0: never tile), else None (whole planes) when a plane fits
+    the memory budget at ``bytes_per_pixel``, else the largest tile that does, at least
+    ``minimum``. An untiled run is checked against the free memory (``bytes_at`` maps a
+    working size to bytes, so the message can name one that fits)."""
+    if requested is None:
+        pixels_budget = memory_budget(device) // bytes_per_pixel
+        if shape[0] * shape[1] > pixels_budget:
+            return max(minimum, int(pixels_budget**0.5))
+    elif requested:
+        return requested
+    height, width = shape
+    check(bytes_at, max(shape), device, f"an untiled {height}×{width} run")
+    return None
+
+
 def largest_fitting(needed_at: Callable[[int], int], size: int, available: int) -> int | None:
     """The largest multiple of ``SIZE_STEP`` below ``size`` whose estimate fits.
 

@@ -159,12 +159,9 @@ class FastTransfer:
         )
         self.device = devices.resolve_device(options.device)
         self.precision = "fp32"  # 0–255 outputs need more mantissa than bf16 has
-        self.tile = self._tile_size()
-        if self.tile is None:  # whole planes: only a forced ``tile=0`` can be too big
-            height, width = self.shape
-            devices.check(
-                self._bytes_at, max(self.shape), self.device, f"an untiled {height}×{width} run"
-            )
+        self.tile = devices.feed_forward_tile(
+            self.shape, self.device, BYTES_PER_PIXEL, options.tile, MIN_TILE, self._bytes_at
+        )
         self.non_finite = 0
         self.last_iteration = 0
         self._stop = threading.Event()
@@ -207,16 +204,6 @@ class FastTransfer:
             "non_finite_pixels": self.non_finite,
             "checkpoint": {"path": checkpoint, "sha256": self._sha256},
         }
-
-    def _tile_size(self) -> int | None:
-        """Whole planes when they fit the memory budget, else the largest tile that does."""
-        requested = self.options.tile
-        if requested is not None:
-            return requested or None  # 0: never tile
-        pixels_budget = devices.memory_budget(self.device) // BYTES_PER_PIXEL
-        if self.shape[0] * self.shape[1] <= pixels_budget:
-            return None
-        return max(MIN_TILE, int(pixels_budget**0.5))
 
     def _bytes_at(self, size: int) -> int:
         height, width = working_shape(self.layout.plane_shape, size, self.options.spacing)

@@ -54,6 +54,7 @@ from .images import Plane, Rendering, inspect, native_size, read_plane, resize, 
 from .losses import parse_label_styles
 from .options import LEVELS, Options, check_non_negative
 from .step import STOP, Step
+from .transformer import MIN_TILE
 from .vgg import (
     CONV_INDICES,
     VGG19,
@@ -89,17 +90,21 @@ class Moments:
 
     @classmethod
     def of(cls, features: torch.Tensor, chunk: int = 1 << 15) -> Moments:
-        """Moments of (C, N) features (any float dtype). The mean is summed in float64;
-        the covariance chunk by chunk, each chunk's centred product in the features' own
-        float type (fast; ≤ 32768 terms per sum) and the chunks summed in float64, so a
-        large plane never needs a float64 copy."""
+        """Moments of (C, N) features (any float dtype), chunk by chunk: each chunk's sum
+        and centred product in the features' own float type (fast; ≤ 32768 terms per
+        sum), the chunks' summed in float64, so a large plane never needs a float64
+        copy."""
         channels, count = features.shape
-        mean = features.sum(1, keepdim=True, dtype=torch.float64) / max(count, 1)
-        covariance = torch.zeros(channels, channels, dtype=torch.float64)
         dtype = features.dtype if features.is_floating_point() else torch.float32
+        chunks = [features[:, start : start + chunk] for start in range(0, count, chunk)]
+        total = torch.zeros(channels, 1, dtype=torch.float64)
+        for part in chunks:
+            total += part.to(dtype).sum(1, keepdim=True).double()
+        mean = total / max(count, 1)
+        covariance = torch.zeros(channels, channels, dtype=torch.float64)
         centre = mean.to(dtype)
-        for start in range(0, count, chunk):
-            part = features[:, start : start + chunk].to(dtype) - centre
+        for part in chunks:
+            part = part.to(dtype) - centre
             covariance += (part @ part.T).double()
         return cls(mean, covariance / max(count - 1, 1))
 
@@ -144,8 +149,9 @@ class Affine:
 
     def __call__(self, features: torch.Tensor) -> torch.Tensor:
         flat = features.reshape(features.shape[0], -1).float()
-        out = torch.addmm(self.offset.float(), self.matrix.float(), flat)
-        return out.reshape(features.shape)
+        # (N, C) out: a channels-last plane's features stay channels-last, uncopied
+        out = torch.addmm(self.offset.float().T, flat.T, self.matrix.float().T)
+        return out.T.reshape(features.shape)
 
 
 def wct_affine(content: Moments, style: Moments, alpha: float = 1.0) -> Affine:
@@ -207,7 +213,7 @@ def encoder_layers(level: str, whole: bool = False) -> nn.Sequential:
         if conv is None:
             layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
         else:
-            layers += [nn.ReflectionPad2d(1), nn.Conv2d(*conv, 3), nn.ReLU()]
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(*conv, 3), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 
@@ -219,7 +225,8 @@ def decoder_layers(level: str) -> nn.Sequential:
         if conv is None:
             layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
         else:
-            layers += [nn.ReflectionPad2d(1), nn.Conv2d(conv[1], conv[0], 3), nn.ReLU()]
+            inverted = nn.Conv2d(conv[1], conv[0], 3)
+            layers += [nn.ReflectionPad2d(1), inverted, nn.ReLU(inplace=True)]
     return nn.Sequential(*layers[:-1])
 
 
@@ -548,12 +555,9 @@ class UniversalTransfer:
             raise ValueError("label_styles needs labels (an integer image of regions)")
         self.device = devices.resolve_device(options.device)
         self.precision = devices.resolve_precision(options.precision, self.device)
-        self.tile = self._tile_size()
-        if self.tile is None:
-            height, width = self.shape
-            devices.check(
-                self._bytes_at, max(self.shape), self.device, f"an untiled {height}×{width} run"
-            )
+        self.tile = devices.feed_forward_tile(
+            self.shape, self.device, BYTES_PER_PIXEL, options.tile, MIN_TILE, self._bytes_at
+        )
         self.decoders: Decoders | None = None
         self.non_finite = 0
         self.last_iteration = 0
@@ -597,17 +601,6 @@ class UniversalTransfer:
             "decoders": self.decoders.describe() if self.decoders else {"source": None},
         } | ({"redecoded": {"alpha": self.redecoded_alpha, "level": self.levels[-1]}}
              if self.redecoded_alpha is not None else {})  # fmt: skip
-
-    def _tile_size(self) -> int | None:
-        requested = self.options.tile
-        if requested is not None:
-            return requested or None  # 0: never tile
-        pixels_budget = devices.memory_budget(self.device) // BYTES_PER_PIXEL
-        if self.shape[0] * self.shape[1] <= pixels_budget:
-            return None
-        from .transformer import MIN_TILE
-
-        return max(MIN_TILE, int(pixels_budget**0.5))
 
     def _bytes_at(self, size: int) -> int:
         height, width = working_shape(self.layout.plane_shape, size, self.options.spacing)
@@ -686,7 +679,7 @@ class UniversalTransfer:
         check_non_negative("alpha", alpha, maximum=1.0)
         level, plane = self._last
         styled = level._apply(level.features, level.flat_labels)  # one matrix product
-        blended = torch.lerp(level.features, styled, float(alpha))
+        blended = _blend(level.features, styled, float(alpha))
         image = self._decode(level.pair, blended, self.shape)
         if len(self.levels) == 1:
             self.options = dataclasses.replace(self.options, alpha=float(alpha))
@@ -784,8 +777,25 @@ class UniversalTransfer:
         return image
 
 
+def _flat(features: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) features as (C, H·W): a view of channels-last features (an
+    encoder's), no copy of a plane's worth of them."""
+    return features[0].permute(1, 2, 0).reshape(-1, features.shape[1]).T
+
+
+def _unflat(flat: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """(C, H·W) back to (1, C, H, W), channels-last (a view of :func:`_flat`'s)."""
+    batch, channels, height, width = shape
+    return flat.T.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
+
+
+def _blend(content: torch.Tensor, styled: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``alpha``·styled + (1 − alpha)·content; at alpha 1 the styled features themselves."""
+    return styled if alpha == 1 else torch.lerp(content, styled, alpha)
+
+
 def _flat_moments(features: torch.Tensor) -> Moments:
-    return Moments.of(features[0].reshape(features.shape[1], -1))
+    return Moments.of(_flat(features))
 
 
 def _is_prefix(short: nn.Sequential, long: nn.Sequential) -> bool:
@@ -818,7 +828,7 @@ class _Level:
         self._prepare(features, labels)
         styled = self._apply(features, labels)
         self.features, self.flat_labels = features, labels
-        blended = torch.lerp(features, styled, run.options.alpha)
+        blended = _blend(features, styled, run.options.alpha)
         return run._decode(self.pair, blended, image.shape[-2:])
 
     def tiled(self, image, tiles, done, total, start, where) -> Iterator[Step]:
@@ -842,7 +852,7 @@ class _Level:
             labels = None if self.labels is None else self.labels[rows, columns]
             labels = self._labels_at(labels, tile_features.shape[-2:])
             styled = self._apply(tile_features, labels)
-            blended = torch.lerp(tile_features, styled, run.options.alpha)
+            blended = _blend(tile_features, styled, run.options.alpha)
             out = run._decode(self.pair, blended, part.shape[-2:])
             fade = torch.from_numpy(tile_fade(tile, image.shape[-2:]))[None, None]
             accumulated[..., rows, columns] += out.mul_(fade)
@@ -866,7 +876,7 @@ class _Level:
     def _prepare(self, features: torch.Tensor, labels: torch.Tensor | None) -> None:
         """Each region's affine map at alpha 1, from ``features`` of the whole plane."""
         run = self.run
-        flat = features[0].reshape(features.shape[1], -1)
+        flat = _flat(features)
         make = TRANSFORMS[run.method]
         if labels is None:
             regions: list[tuple[int | None, int | str]] = [(None, BLEND)]
@@ -897,15 +907,14 @@ class _Level:
 
     def _apply(self, features: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """The styled features (alpha 1): each region's map on its own pixels."""
-        channels = features.shape[1]
-        flat = features[0].reshape(channels, -1)
+        flat = _flat(features)
         if labels is None:
             label, affine = self.affines[0]
-            return (flat if affine is None else affine(flat)).reshape(features.shape)
+            return features if affine is None else _unflat(affine(flat), features.shape)
         out = flat.clone()
         known = torch.tensor([k for k, _ in self.affines if k is not None], dtype=labels.dtype)
         for label, affine in self.affines:
             inside = ~torch.isin(labels, known) if label is None else labels == label
             if affine is not None and inside.any():
                 out[:, inside] = affine(flat[:, inside])
-        return out.reshape(features.shape)
+        return _unflat(out, features.shape)
