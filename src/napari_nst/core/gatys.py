@@ -38,7 +38,7 @@ from . import devices, images, losses
 from .images import Rendering, native_size, resize, working_shape
 from .losses import ContentLoss, StyleTransferLoss, blend, targets_for
 from .optim import LevelRun, LiveWeights, Pace, Position
-from .options import Options
+from .options import Options, style_images
 from .step import Step
 from .vgg import VGG19, VGGFeatures, check_covers, load_vgg19
 
@@ -58,15 +58,7 @@ class StyleTransfer:
     def __init__(
         self, content: object, style: object, options: Options, labels: object = None
     ) -> None:
-        styles = list(style) if isinstance(style, list | tuple) else [style]
-        if not styles or any(s is None for s in styles):
-            raise ValueError("method 'gatys' needs a style image")
-        blend_weights = options.style_blend_weights or (1.0,) * len(styles)
-        if len(blend_weights) != len(styles):
-            raise ValueError(
-                f"style_blend_weights has {len(blend_weights)} value(s) for "
-                f"{len(styles)} style image(s)"
-            )
+        styles, blend_weights = style_images(style, options)
         self.device = devices.resolve_device(options.device)
         if options.size is None:  # the record says the size the run had
             options = dataclasses.replace(options, size=devices.default_size(self.device))

@@ -301,6 +301,20 @@ def _with_preset_and_strength(options: dict[str, Any]) -> dict[str, Any]:
     return options | {"style_weight": style_weight_for(strength)}
 
 
+def style_images(style: object, options: Options) -> tuple[list[Any], tuple[float, ...]]:
+    """The style image(s) of a run as a list, with their blend weights (all 1 unless
+    ``style_blend_weights`` gives one per image)."""
+    styles = list(style) if isinstance(style, list | tuple) else [style]
+    if not styles or any(s is None for s in styles):
+        raise ValueError(f"method {options.method!r} needs a style image")
+    weights = options.style_blend_weights or (1.0,) * len(styles)
+    if len(weights) != len(styles):
+        raise ValueError(
+            f"style_blend_weights has {len(weights)} value(s) for {len(styles)} style image(s)"
+        )
+    return styles, weights
+
+
 def style_weight_for(strength: float) -> float:
     """The style weight a ``style_strength`` stands for: the default × √10 per unit."""
     return DEFAULT_STYLE_WEIGHT * 10.0 ** (STRENGTH_DECADES * strength)

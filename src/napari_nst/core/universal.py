@@ -52,7 +52,7 @@ from torch import nn
 from . import devices, images
 from .images import Plane, Rendering, inspect, native_size, read_plane, resize, working_shape
 from .losses import parse_label_styles
-from .options import LEVELS, Options, check_non_negative
+from .options import LEVELS, Options, check_non_negative, style_images
 from .step import STOP, Step
 from .transformer import MIN_TILE
 from .vgg import (
@@ -512,14 +512,7 @@ class UniversalTransfer:
     def __init__(
         self, content: object, style: object, options: Options, labels: object = None
     ) -> None:
-        styles = list(style) if isinstance(style, list | tuple) else [style]
-        if not styles or any(s is None for s in styles):
-            raise ValueError(f"method {options.method!r} needs a style image")
-        weights = options.style_blend_weights or (1.0,) * len(styles)
-        if len(weights) != len(styles):
-            raise ValueError(
-                f"style_blend_weights has {len(weights)} value(s) for {len(styles)} style image(s)"
-            )
+        styles, weights = style_images(style, options)
         self.options, self.method = options, options.method
         self.blend_weights = [w / sum(weights) for w in weights]
         self.layout = inspect(
