@@ -14,6 +14,7 @@ def test_wct_shows_its_controls_and_runs_into_one_layer(widget, viewer, qtbot):
     assert shown(widget, "alpha") and shown(widget, "style")
     assert not shown(widget, "iterations") and not shown(widget, "checkpoint")
     assert not shown(widget, "style_strength")
+    assert widget.loss_plot.isHidden()  # one pass per level: no loss curve to draw
     widget.levels.value = "relu2_1,relu1_1"
     output = run_to_end(widget, qtbot, viewer, done=True)
     record = output.metadata[RECORD_KEY]
@@ -22,6 +23,7 @@ def test_wct_shows_its_controls_and_runs_into_one_layer(widget, viewer, qtbot):
     assert output.data.dtype == np.uint8
     widget.method.value = "gatys"
     assert not shown(widget, "alpha") and shown(widget, "iterations")
+    assert not widget.loss_plot.isHidden()
 
 
 def test_the_alpha_slider_redecodes_the_result_in_place(widget, viewer, qtbot):

@@ -302,6 +302,7 @@ class StyleTransferWidget(Container):
     # -- what shows --------------------------------------------------------------------
 
     def _on_method_changed(self, method: str) -> None:
+        self.loss_plot.setVisible(method == "gatys")  # the one-pass methods have no losses
         for section in self.sections.values():
             section.set_method(method)
         self._show_sections()

@@ -281,7 +281,13 @@ class RunSession:
         if self.progress is not None:
             self.progress.close()
         if record is not None and record.status != "failed":
-            show_info(f"Style transfer {record.status} after {record.iteration} iterations")
+            method = record.params.get("method", "gatys")
+            done = (
+                f"after {record.iteration} iterations"
+                if method == "gatys"
+                else f"({method}, {record.iteration} passes)"  # levels, tiles or batches
+            )
+            show_info(f"Style transfer {record.status} {done}")
         if record is None or record.status != "failed":  # a failure keeps its message
             self.status.value = record.status if record is not None else ""
         closing = self.worker is not None and self.worker.abort_requested  # viewer closing
