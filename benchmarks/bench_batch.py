@@ -63,7 +63,7 @@ def main() -> None:
     import torch
 
     from napari_nst.batch.cluster import open_client
-    from napari_nst.core.transformer import TransformerNet
+    from napari_nst.core.networks import TransformerNet
 
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0]

@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from napari_nst.core import prepare
-    from napari_nst.core.transformer import TransformerNet
+    from napari_nst.core.networks import TransformerNet
 
     rng = np.random.default_rng(0)
     content = rng.integers(0, 255, (args.size, args.size, 3), dtype=np.uint8)

@@ -68,7 +68,7 @@ def main() -> None:
 
     import torch
 
-    from napari_nst.core.transformer import TransformerNet
+    from napari_nst.core.networks import TransformerNet
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as folder:

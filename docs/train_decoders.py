@@ -68,7 +68,7 @@ def psnr(path: Path, size: int = 512) -> dict[str, float]:
     import torch
 
     from napari_nst.core.images import resize, working_shape
-    from napari_nst.core.universal import load_decoders
+    from napari_nst.core.networks import load_decoders
 
     pair = next(iter(load_decoders(str(path)).pairs.values()))
     scores = {}

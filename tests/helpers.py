@@ -43,8 +43,8 @@ from napari_nst._layers import RECORD_KEY
 from napari_nst.batch.cluster import LOOPBACK_HTTP
 from napari_nst.cli import main
 from napari_nst.core import prepare
+from napari_nst.core.networks import TransformerNet
 from napari_nst.core.provenance import RunRecord
-from napari_nst.core.transformer import TransformerNet
 from napari_nst.core.vgg import CONV_INDICES, random_convs
 
 WAIT_MS = 60_000

@@ -10,7 +10,7 @@ import numpy as np
 from safetensors import safe_open
 
 from napari_nst.cli import main
-from napari_nst.core.universal import available_levels
+from napari_nst.core.networks import available_levels
 from tests.helpers import CLI_CPU, one_line_error, stylize_logged
 
 

@@ -11,17 +11,19 @@ import pytest
 import torch
 
 from napari_nst.core import prepare
-from napari_nst.core.step import STOP
-from napari_nst.core.universal import (
+from napari_nst.core.networks import (
     DecoderError,
-    Moments,
-    adain_affine,
     available_levels,
-    colouring,
     decoder_layers,
     encoder_layers,
     load_decoders,
     run_levels,
+)
+from napari_nst.core.step import STOP
+from napari_nst.core.universal import (
+    Moments,
+    adain_affine,
+    colouring,
     transform,
     wct_affine,
     whitening,

@@ -41,7 +41,7 @@ def test_train_dock_trains_a_decoder_that_the_dock_then_uses(
 
     from napari_nst._layers import RECORD_KEY
     from napari_nst._train_widget import DECODER
-    from napari_nst.core.universal import load_decoders
+    from napari_nst.core.networks import load_decoders
     from tests.helpers import run_to_end, shown
 
     stack = np.stack([np.roll(content_rgb, 5 * k, axis=1) for k in range(3)])

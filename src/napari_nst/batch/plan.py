@@ -153,7 +153,7 @@ def plan(
         style_sha = file_sha256(style)
         parsed = replace(parsed, vgg=_vgg_path(parsed.vgg))
         if parsed.method in UNIVERSAL:  # refused now if missing; workers may run elsewhere
-            from ..core.universal import SHIPPED, available_levels
+            from ..core.networks import SHIPPED, available_levels
 
             available_levels(parsed.decoders)
             if parsed.decoders not in (None, SHIPPED):

@@ -17,9 +17,11 @@ modules, read in this order:
 * ``losses``: content, style (Gram, per region, several styles mixed) and total
   variation; the distances that measure a result;
 * ``vgg``: VGG19 as an encoder, where its weights come from, and reading them safely;
-* ``fast``: the fast run (a trained network over planes or tiles); ``transformer``: that
-  network; ``universal``: universal style transfer (WCT, AdaIN: any style in one pass per
-  level, through a decoder); ``training``: training a fast network or a decoder;
+* ``fast``: the fast run (a trained network over planes or tiles); ``universal``:
+  universal style transfer (WCT, AdaIN: any style in one pass per level, through a
+  decoder); ``networks``: their feed-forward networks (Johnson's, the encoders and
+  decoders) and reading the decoders' files; ``training``: training a fast network or a
+  decoder;
 * ``devices``: device, precision, threads, and whether a run fits in memory;
 * ``provenance``: the run record, recipes (a record as options) and the replay of how a
   run was steered;

@@ -38,9 +38,9 @@ import torch
 from . import devices
 from .files import cached_by_file
 from .images import Plane, Rendering, inspect, native_size, read_plane, resize, working_shape
+from .networks import MARGIN, MIN_TILE, OVERLAP, STRIDE, TransformerNet, pad_to_stride
 from .options import Options
 from .step import STOP, Step
-from .transformer import MARGIN, MIN_TILE, OVERLAP, STRIDE, TransformerNet, pad_to_stride
 from .vgg import UnsafeOrCorruptFile, file_sha256, read_state_dict
 
 STATS_SIDE = 1024

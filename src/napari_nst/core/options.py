@@ -26,14 +26,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .transformer import MIN_TILE
+from .networks import LEVELS, MIN_TILE
 from .vgg import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, canonical_layer_name
 
 METHODS = ("gatys", "fast", "wct", "adain")
 UNIVERSAL = ("wct", "adain")
 """Universal style transfer: any style in one feed-forward pass (:mod:`.universal`)."""
-LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-"""The levels of universal style transfer, fine to coarse."""
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "noisy")
 POOLINGS = ("max", "avg")

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from . import devices
 from .images import Layout, inspect, read_plane, resize, working_shape
 from .losses import gram_matrix, mean_square
+from .networks import TransformerNet
 from .options import (
     LOSS_NORMS,
     PRECISIONS,
@@ -43,7 +44,6 @@ from .options import (
 )
 from .provenance import versions
 from .step import STOP, Step
-from .transformer import TransformerNet
 from .vgg import VGGFeatures, check_covers, load_vgg19
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
@@ -357,7 +357,7 @@ class DecoderOptions:
         return cls(**options)
 
     def __post_init__(self) -> None:
-        from .universal import LEVELS
+        from .networks import LEVELS
 
         check_choice("level", self.level, LEVELS)
         check_integer("steps", self.steps, minimum=1)
@@ -399,7 +399,7 @@ def train_decoder(images: Any, output: str | os.PathLike, **options: Any) -> str
 def _train_decoder(
     opts: DecoderOptions, dataset: TrainingImages, output: Path, device: torch.device
 ) -> Iterator[Step]:
-    from .universal import decoder_layers, vgg_encoder
+    from .networks import decoder_layers, vgg_encoder
 
     start = time.perf_counter()
     precision = devices.resolve_precision(opts.precision, device)

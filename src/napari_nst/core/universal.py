@@ -17,15 +17,8 @@ eigenvalues under :data:`RANK_TOLERANCE` of the largest are dropped, so a consta
 or rank-deficient input whitens to zero on those directions instead of dividing by
 zero.
 
-**The networks.** Encoders and decoders are ``nn.Sequential`` in the layout of
-pytorch-AdaIN and of the PyTorch ports of Li et al.'s Torch models (a 1×1 input
-convolution, reflection padding, ``ceil_mode`` pooling, nearest upsampling), so their
-files load key for key: pytorch-AdaIN's ``decoder.pth`` with its
-``vgg_normalised.pth``, or the ports' ``vgg_normalised_convN_1.pth`` with
-``feature_invertor_convN_1.pth``. The decoders napari-nst ships (``decoders/``, trained
-by :func:`.training.iter_train_decoder`) invert the bundled VGG19, whose
-preprocessing becomes that 1×1 convolution. Every file is read with
-``weights_only=True`` and checked key by key and shape by shape.
+**The networks** (encoders and decoders in the layouts people have files in, and
+reading those files safely) are in :mod:`.networks`.
 
 **The run.** :class:`UniversalTransfer` streams one :class:`Step` per level and
 plane. Planes too large for memory are tiled as the fast method's are: each level's
@@ -40,9 +33,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,28 +43,14 @@ from torch import nn
 from . import devices, images
 from .images import Plane, Rendering, inspect, native_size, read_plane, resize, working_shape
 from .losses import parse_label_styles
-from .options import LEVELS, Options, check_non_negative, style_images
+from .networks import MIN_TILE, Decoders, Pair, load_decoders, run_levels
+from .options import Options, check_non_negative, style_images
 from .step import STOP, Step
-from .transformer import MIN_TILE
-from .vgg import (
-    CONV_INDICES,
-    VGG19,
-    Preprocess,
-    UnsafeOrCorruptFile,
-    file_sha256,
-    load_bundled,
-    read_state_dict,
-)
 
-_BLOCKS = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
-"""VGG19's blocks: (convolutions, channels)."""
 RANK_TOLERANCE = 1e-5
 """Eigenvalues below this fraction of the largest count as zero (Li et al. use 1e-5)."""
 ADAIN_EPSILON = 1e-5
 """Added to variances before their square root (Huang & Belongie's)."""
-SHIPPED = "shipped"
-"""The ``decoders`` value for the decoders installed with napari-nst."""
-SHIPPED_FOLDER = "decoders"
 BYTES_PER_PIXEL = 1500
 """Peak memory of one encode + decode at relu3_1, measured: ~1.4 kB per pixel (fp32)."""
 
@@ -188,309 +165,6 @@ def transform(
 
 
 # -- the networks ------------------------------------------------------------------
-
-
-def _convs(level: str, whole: bool = False) -> list[tuple[int, int] | None]:
-    """VGG19's 3×3 convolutions up to ``level`` as (in, out) channels, None for a pool;
-    ``whole``: every convolution of the blocks reached (pytorch-AdaIN's full file)."""
-    depth = LEVELS.index(level) + 1
-    layers: list[tuple[int, int] | None] = []
-    channels = 3
-    for block, (count, width) in enumerate(_BLOCKS[:depth]):
-        if block:
-            layers.append(None)
-        for _ in range(count if whole or block < depth - 1 else 1):
-            layers.append((channels, width))
-            channels = width
-    return layers
-
-
-def encoder_layers(level: str, whole: bool = False) -> nn.Sequential:
-    """The ``vgg_normalised`` layout up to ``level``: 1×1 input convolution, then
-    reflection-padded 3×3 convolutions with ReLUs, ``ceil_mode`` max pooling."""
-    layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
-    for conv in _convs(level, whole):
-        if conv is None:
-            layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
-        else:
-            layers += [nn.ReflectionPad2d(1), nn.Conv2d(*conv, 3), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
-
-
-def decoder_layers(level: str) -> nn.Sequential:
-    """The encoder mirrored (``feature_invertor_convN_1``; pytorch-AdaIN's ``decoder`` at
-    relu4_1): nearest upsampling for each pool, no ReLU after the last convolution."""
-    layers: list[nn.Module] = []
-    for conv in reversed(_convs(level)):
-        if conv is None:
-            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
-        else:
-            inverted = nn.Conv2d(conv[1], conv[0], 3)
-            layers += [nn.ReflectionPad2d(1), inverted, nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers[:-1])
-
-
-def preprocess_conv(preprocess: Preprocess) -> tuple[torch.Tensor, torch.Tensor]:
-    """A VGG19's preprocessing (RGB in [0, 1] → its input) as a 1×1 convolution."""
-    mul = torch.tensor(preprocess.scale) / torch.tensor(preprocess.std)
-    sub = torch.tensor(preprocess.mean) / preprocess.scale
-    weight = torch.zeros(3, 3, 1, 1)
-    for out in range(3):
-        weight[out, 2 - out if preprocess.bgr else out] = mul[out]
-    return weight, -(sub * mul)
-
-
-def vgg_encoder(vgg: VGG19, level: str) -> nn.Sequential:
-    """``encoder_layers(level)`` with a VGG19's weights (the bundled one for napari-nst's
-    own decoders)."""
-    encoder = encoder_layers(level)
-    convs = [m for m in encoder if isinstance(m, nn.Conv2d)]
-    state = dict(zip(("weight", "bias"), preprocess_conv(vgg.preprocess), strict=True))
-    convs[0].load_state_dict(state)
-    for conv, index in zip(convs[1:], CONV_INDICES, strict=False):
-        weight, bias = vgg.convs[index]
-        conv.load_state_dict({"weight": weight, "bias": bias})
-    return encoder.eval().requires_grad_(False)
-
-
-# -- reading decoders --------------------------------------------------------------
-
-
-class DecoderError(ValueError):
-    """Decoder files that cannot be used, with what was found and what was expected."""
-
-
-@dataclass
-class Pair:
-    """One level's encoder and the decoder that inverts it, and their files."""
-
-    level: str
-    encoder: nn.Sequential
-    decoder: nn.Sequential
-    files: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Decoders:
-    """The levels a set of decoder files offers, and where they came from."""
-
-    source: str
-    pairs: dict[str, Pair]
-
-    @property
-    def levels(self) -> tuple[str, ...]:
-        return tuple(level for level in LEVELS if level in self.pairs)
-
-    def describe(self) -> dict[str, Any]:
-        files = {
-            level: {
-                role: {"path": path, "sha256": file_sha256(path)} for role, path in p.files.items()
-            }
-            for level, p in self.pairs.items()
-        }
-        return {"source": self.source, "levels": list(self.levels), "files": files}
-
-
-def shipped_folder() -> Path:
-    return Path(str(resources.files("napari_nst") / SHIPPED_FOLDER))
-
-
-def load_decoders(spec: str | None = None) -> Decoders:
-    """Decoders from the ``decoders`` option: ``shipped`` (default), a folder or a file.
-
-    A folder holds pytorch-AdaIN's ``decoder.pth`` + ``vgg_normalised.pth`` (relu4_1),
-    the WCT ports' ``feature_invertor_convN_1.pth`` + ``vgg_normalised_convN_1.pth``, or
-    ``reluN_1.safetensors`` files written by ``napari-nst train-decoder`` (which read the
-    bundled VGG19 as their encoder); a file is one of those.
-    """
-    spec = (spec or SHIPPED).strip()
-    path = shipped_folder() if spec == SHIPPED else Path(spec).expanduser()
-    if path.is_file():
-        return _from_file(path)
-    if not path.is_dir():
-        raise DecoderError(
-            f"decoders not found: {path}. Use 'shipped', a folder of decoders or a decoder file"
-        )
-    pairs: dict[str, Pair] = {}
-    if (path / "decoder.pth").is_file():
-        pairs |= _from_file(path / "decoder.pth").pairs
-    for level in LEVELS:
-        conv = level.replace("relu", "conv")
-        port = path / f"feature_invertor_{conv}.pth"
-        if port.is_file():
-            pairs[level] = _port_pair(level, port, path / f"vgg_normalised_{conv}.pth")
-        ours = path / f"{level}.safetensors"
-        if ours.is_file():
-            pairs[level] = _our_pair(ours)
-    if not pairs:
-        raise DecoderError(
-            f"no decoders in {path}: expected decoder.pth + vgg_normalised.pth "
-            "(pytorch-AdaIN), feature_invertor_convN_1.pth + vgg_normalised_convN_1.pth "
-            "(WCT ports) or reluN_1.safetensors (napari-nst train-decoder)"
-        )
-    return Decoders("shipped" if spec == SHIPPED else str(path), pairs)
-
-
-def _from_file(path: Path) -> Decoders:
-    if path.suffix.lower() == ".safetensors":
-        pair = _our_pair(path)
-    elif path.name.startswith("feature_invertor_conv"):
-        level = "relu" + path.stem.removeprefix("feature_invertor_conv")
-        if level not in LEVELS:
-            raise DecoderError(f"{path.name}: no level {level} (use conv1_1 … conv5_1)")
-        pair = _port_pair(
-            level, path, path.with_name(f"vgg_normalised_{level.replace('relu', 'conv')}.pth")
-        )
-    else:  # pytorch-AdaIN: the decoder of relu4_1, the whole normalised VGG19 beside it
-        encoder_path = path.with_name("vgg_normalised.pth")
-        if not encoder_path.is_file():
-            raise DecoderError(
-                f"{path.name} is read as pytorch-AdaIN's decoder, whose encoder "
-                f"vgg_normalised.pth must be beside it in {path.parent}"
-            )
-        encoder = _loaded(
-            encoder_layers("relu5_1", whole=True), encoder_path, "pytorch-AdaIN vgg_normalised"
-        )
-        decoder = _loaded(decoder_layers("relu4_1"), path, "pytorch-AdaIN decoder (relu4_1)")
-        encoder = encoder[: len(encoder_layers("relu4_1"))]
-        files = {"decoder": str(path), "encoder": str(encoder_path)}
-        pair = Pair("relu4_1", encoder, decoder, files)
-    return Decoders(str(path), {pair.level: pair})
-
-
-def _port_pair(level: str, decoder_path: Path, encoder_path: Path) -> Pair:
-    if not encoder_path.is_file():
-        raise DecoderError(f"{decoder_path.name} needs its encoder {encoder_path.name} beside it")
-    conv = level.replace("relu", "conv")
-    encoder = _loaded(encoder_layers(level), encoder_path, f"vgg_normalised_{conv}")
-    decoder = _loaded(decoder_layers(level), decoder_path, f"feature_invertor_{conv}")
-    return Pair(
-        level, encoder, decoder, {"decoder": str(decoder_path), "encoder": str(encoder_path)}
-    )
-
-
-def _our_pair(path: Path) -> Pair:
-    """A decoder from ``napari-nst train-decoder``: its level in the file's header, its
-    encoder the bundled VGG19 (whose hash the header records)."""
-    state, metadata = _state(path)
-    level = metadata.get("level", "")
-    if level not in LEVELS:
-        raise DecoderError(
-            f"{path.name} does not say which level it decodes (expected a napari-nst decoder "
-            "with 'level' relu1_1 … relu5_1 in its header)"
-        )
-    vgg = load_bundled()
-    if metadata.get("encoder_sha256", vgg.sha256) != vgg.sha256:
-        raise DecoderError(
-            f"{path.name} was trained on another VGG19 "
-            f"(SHA-256 {metadata['encoder_sha256'][:12]}…) "
-            f"than the bundled one ({vgg.sha256[:12]}…)"  # type: ignore[index]
-        )
-    decoder = _checked(decoder_layers(level), state, path, f"napari-nst decoder ({level})")
-    return Pair(level, vgg_encoder(vgg, level), decoder, {"decoder": str(path)})
-
-
-def _state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    try:
-        return read_state_dict(path)
-    except UnsafeOrCorruptFile as exc:
-        raise DecoderError(str(exc)) from None
-
-
-def _loaded(network: nn.Sequential, path: Path, layout: str) -> nn.Sequential:
-    return _checked(network, _state(path)[0], path, layout)
-
-
-def _checked(
-    network: nn.Sequential, state: dict[str, torch.Tensor], path: Path, layout: str
-) -> nn.Sequential:
-    """``network`` with ``state``'s weights: every key present, none extra, shapes equal."""
-    expected = {key: tuple(value.shape) for key, value in network.state_dict().items()}
-    found = {key: tuple(value.shape) for key, value in state.items()}
-    missing = sorted(set(expected) - set(found), key=_key_order)
-    extra = sorted(set(found) - set(expected), key=_key_order)
-    wrong = [k for k in expected if k in found and found[k] != expected[k]]
-    if missing or extra or wrong:
-        problems = []
-        if missing:
-            problems.append(f"missing {_few(missing)}")
-        if extra:
-            problems.append(f"unexpected {_few(extra)}")
-        if wrong:
-            problems.append(
-                "; ".join(f"{k} is {found[k]}, expected {expected[k]}" for k in wrong[:3])
-            )
-        raise DecoderError(f"{path.name} is not a {layout} file: {'; '.join(problems)}")
-    network.load_state_dict({key: value.float() for key, value in state.items()})
-    return network.eval().requires_grad_(False)
-
-
-def _key_order(key: str) -> tuple[int, str]:
-    head, _, tail = key.partition(".")
-    return (int(head) if head.isdigit() else -1, tail)
-
-
-def _few(keys: list[str]) -> str:
-    return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-
-
-def available_levels(spec: str | None) -> tuple[str, ...]:
-    """The levels a ``decoders`` value offers, from file names and headers alone (cheap:
-    a run is validated before its worker reads any weights)."""
-    spec = (spec or SHIPPED).strip()
-    path = shipped_folder() if spec == SHIPPED else Path(spec).expanduser()
-    if path.is_file():
-        if path.suffix.lower() == ".safetensors":
-            found = {_header(path).get("level", "")}
-        elif path.name.startswith("feature_invertor_conv"):
-            found = {"relu" + path.stem.removeprefix("feature_invertor_conv")}
-        else:
-            found = {"relu4_1"}
-    elif path.is_dir():
-        found = {"relu4_1"} if (path / "decoder.pth").is_file() else set()
-        for level in LEVELS:
-            conv = level.replace("relu", "conv")
-            if (path / f"feature_invertor_{conv}.pth").is_file():
-                found.add(level)
-            if (path / f"{level}.safetensors").is_file():
-                found.add(level)
-    else:
-        raise DecoderError(
-            f"decoders not found: {path}. Use 'shipped', a folder of decoders or a decoder file"
-        )
-    levels = tuple(level for level in LEVELS if level in found)
-    if not levels:
-        raise DecoderError(f"no decoders for relu1_1 … relu5_1 in {path}")
-    return levels
-
-
-def _header(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            return dict(handle.metadata() or {})
-    except Exception as exc:  # safetensors raises several types for a bad file
-        raise DecoderError(f"could not read {path}: {exc}") from None
-
-
-def run_levels(
-    method: str, requested: tuple[str, ...] | None, spec: str | None
-) -> tuple[str, ...]:
-    """The levels a run applies, coarse to fine: those asked for (each must have a
-    decoder), else every level there is a decoder for (WCT) or the deepest (AdaIN)."""
-    available = available_levels(spec)
-    if requested:
-        missing = [level for level in requested if level not in available]
-        if missing:
-            raise DecoderError(
-                f"no decoder for {', '.join(missing)} in {spec or SHIPPED} "
-                f"(it has {', '.join(available)})"
-            )
-        chosen = tuple(dict.fromkeys(requested))
-    else:
-        chosen = available if method == "wct" else available[-1:]
-    return tuple(sorted(chosen, key=LEVELS.index, reverse=True))
 
 
 # -- the run -----------------------------------------------------------------------

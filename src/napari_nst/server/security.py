@@ -33,7 +33,7 @@ FILE_OPTIONS = ("checkpoint", "weights", "vgg", "decoders")
 """Options whose value may be a file: restricted to the data folder's ``models/``."""
 NAMED_SOURCES = ("auto", "bundled", "torchvision", "caffe", "random", "shipped")
 """VGG19 sources and decoder sets that are names, not files (``core.vgg.SOURCES``,
-``core.universal.SHIPPED``; kept here so that checking a request does not import torch)."""
+``core.networks.SHIPPED``; kept here so that checking a request does not import torch)."""
 
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
