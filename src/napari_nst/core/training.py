@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from . import devices
 from .images import Layout, inspect, read_plane, resize, working_shape
 from .losses import gram_matrix, mean_square
-from .networks import TransformerNet
+from .networks import TransformerNet, decoder_layers, vgg_encoder
 from .options import (
     LOSS_NORMS,
     PRECISIONS,
@@ -243,34 +243,46 @@ def _train(
         "vgg": network.describe(),
         "versions": versions(),
     }
-    for step in range(1, opts.steps + 1):
-        picks = order.integers(0, len(dataset), opts.batch_size)
-        crops = order if opts.crop == "random" else None
-        batch = torch.stack([dataset.load(int(i), opts.image_size, crops) for i in picks])
-        networks = (net, vgg, lambda: devices.autocast(device, precision))
-        losses = _train_step(networks, (grams, style_divisors), batch.to(device), optimizer, opts)
-        saved = None
-        if step % opts.checkpoint_every == 0 or step == opts.steps:
-            saved = save_model(net, output, record | {"step": step, "losses": losses})
-        reply = yield Step(
-            iteration=step,
-            total=opts.steps,
-            losses=losses,
-            elapsed=time.perf_counter() - start,
-            done=step == opts.steps,
-            saved=saved,
-        )
-        if reply == STOP and step < opts.steps:
-            saved = save_model(net, output, record | {"step": step, "losses": losses})
-            yield Step(
-                iteration=step,
-                total=opts.steps,
-                losses=losses,
-                elapsed=time.perf_counter() - start,
-                done=True,
-                cancelled=True,
-                saved=saved,
-            )
+    networks = (net, vgg, lambda: devices.autocast(device, precision))
+
+    def one_step() -> dict[str, float]:
+        batch = _batch(dataset, order, opts).to(device)
+        return _train_step(networks, (grams, style_divisors), batch, optimizer, opts)
+
+    def save(step: int, losses: dict[str, float]) -> str:
+        return save_model(net, output, record | {"step": step, "losses": losses})
+
+    yield from _loop(start, opts.steps, opts.checkpoint_every, one_step, save)
+
+
+def _batch(dataset: TrainingImages, order: np.random.Generator, opts: Any) -> torch.Tensor:
+    """``opts.batch_size`` images drawn with ``order``, each a crop (random or central)
+    at ``opts.image_size``: (B, 3, h, w) in 0…255."""
+    picks = order.integers(0, len(dataset), opts.batch_size)
+    crops = order if opts.crop == "random" else None
+    return torch.stack([dataset.load(int(i), opts.image_size, crops) for i in picks])
+
+
+def _loop(
+    start: float,
+    steps: int,
+    checkpoint_every: int,
+    one_step: Callable[[], dict[str, float]],
+    save: Callable[[int, dict[str, float]], str],
+) -> Iterator[Step]:
+    """A training loop's stream: ``one_step`` (returning its losses) ``steps`` times, the
+    file saved every ``checkpoint_every`` steps and at the end; ``send(STOP)`` saves the
+    file as it is and ends with a cancelled step, so a cancelled run leaves a usable one.
+    Elapsed times count from ``start`` (setting up included)."""
+    for step in range(1, steps + 1):
+        losses = one_step()
+        last = step == steps
+        saved = save(step, losses) if last or step % checkpoint_every == 0 else None
+        elapsed = time.perf_counter() - start
+        reply = yield Step(step, steps, losses, elapsed, done=last, saved=saved)
+        if reply == STOP and not last:
+            saved = save(step, losses)
+            yield Step(step, steps, losses, elapsed, done=True, cancelled=True, saved=saved)
             return
 
 
@@ -399,8 +411,6 @@ def train_decoder(images: Any, output: str | os.PathLike, **options: Any) -> str
 def _train_decoder(
     opts: DecoderOptions, dataset: TrainingImages, output: Path, device: torch.device
 ) -> Iterator[Step]:
-    from .networks import decoder_layers, vgg_encoder
-
     start = time.perf_counter()
     precision = devices.resolve_precision(opts.precision, device)
     vgg = load_vgg19("bundled")
@@ -408,7 +418,8 @@ def _train_decoder(
     torch.manual_seed(opts.seed)
     decoder = decoder_layers(opts.level).to(device, memory_format=torch.channels_last).train()
     order = np.random.default_rng(opts.seed)
-    optimizer = None
+    optimizer: torch.optim.Adam | None = None
+    schedule: Any = None
     record = {
         "params": asdict(opts),
         "precision": precision,
@@ -420,10 +431,9 @@ def _train_decoder(
     def save(step: int, losses: dict[str, float]) -> str:
         return save_decoder(decoder, output, header, record | {"step": step, "losses": losses})
 
-    for step in range(1, opts.steps + 1):
-        picks = order.integers(0, len(dataset), opts.batch_size)
-        crops = order if opts.crop == "random" else None
-        batch = torch.stack([dataset.load(int(i), opts.image_size, crops) for i in picks]) / 255
+    def one_step() -> dict[str, float]:
+        nonlocal optimizer, schedule
+        batch = _batch(dataset, order, opts) / 255
         batch = batch.to(device).contiguous(memory_format=torch.channels_last)
         if optimizer is None:  # VGG19's features are in the hundreds: start at their scale
             optimizer = _scaled_adam(decoder, encoder(batch), opts.learning_rate)
@@ -443,20 +453,14 @@ def _train_decoder(
             optimizer.step()
             schedule.step()
         mse = F.mse_loss(decoded.detach().float().clamp(0, 1), batch)
-        losses = {
+        return {
             "pixel": float(pixel.detach()),
             "feature": float(feature.detach()),
             "total": float(total.detach()),
             "psnr": float(-10 * torch.log10(mse.clamp_min(1e-10))),
         }
-        last = step == opts.steps
-        saved = save(step, losses) if last or step % opts.checkpoint_every == 0 else None
-        elapsed = time.perf_counter() - start
-        reply = yield Step(step, opts.steps, losses, elapsed, done=last, saved=saved)
-        if reply == STOP and not last:
-            saved = save(step, losses)
-            yield Step(step, opts.steps, losses, elapsed, done=True, cancelled=True, saved=saved)
-            return
+
+    yield from _loop(start, opts.steps, opts.checkpoint_every, one_step, save)
 
 
 @torch.no_grad()
