@@ -15,6 +15,26 @@ import argparse
 from pathlib import Path
 
 
+def open_dock(screen: str):
+    """napari at ``screen`` (WxH) with the astronaut, *The Starry Night* and the Style
+    Transfer dock set to them: (viewer, its Qt window, the dock)."""
+    import napari
+
+    from napari_nst._sample_data import astronaut, starry_night
+    from napari_nst._widget import StyleTransferWidget
+
+    viewer = napari.Viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(*map(int, screen.split("x")))
+    for data, kwargs, _ in astronaut() + starry_night():
+        viewer.add_image(data, **kwargs)
+    widget = StyleTransferWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Style Transfer (napari-nst)")
+    widget.content.value = viewer.layers["astronaut"]
+    widget.style.value = viewer.layers["starry night"]
+    return viewer, window, widget
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--at", type=int, default=70, help="iteration to take it at")
@@ -26,18 +46,7 @@ def main() -> None:
     import napari
     from qtpy.QtCore import QTimer
 
-    from napari_nst._sample_data import astronaut, starry_night
-    from napari_nst._widget import StyleTransferWidget
-
-    viewer = napari.Viewer(show=True)
-    window = viewer.window._qt_window
-    window.resize(*map(int, args.screen.split("x")))
-    for data, kwargs, _ in astronaut() + starry_night():
-        viewer.add_image(data, **kwargs)
-    widget = StyleTransferWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Style Transfer (napari-nst)")
-    widget.content.value = viewer.layers["astronaut"]
-    widget.style.value = viewer.layers["starry night"]
+    viewer, window, widget = open_dock(args.screen)
     if args.size:
         widget.size.value = args.size
     widget.session.preview_interval = 0.0

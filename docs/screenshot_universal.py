@@ -24,19 +24,9 @@ def main() -> None:
 
     import napari
     from qtpy.QtCore import QTimer
+    from screenshot_run import open_dock
 
-    from napari_nst._sample_data import astronaut, starry_night
-    from napari_nst._widget import StyleTransferWidget
-
-    viewer = napari.Viewer(show=True)
-    window = viewer.window._qt_window
-    window.resize(*map(int, args.screen.split("x")))
-    for data, kwargs, _ in astronaut() + starry_night():
-        viewer.add_image(data, **kwargs)
-    widget = StyleTransferWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Style Transfer (napari-nst)")
-    widget.content.value = viewer.layers["astronaut"]
-    widget.style.value = viewer.layers["starry night"]
+    viewer, window, widget = open_dock(args.screen)
     widget.essentials.method.value = "wct"
     session = widget.session
 
