@@ -29,7 +29,7 @@ OUT = ROOT / "src" / "napari_nst" / "decoders"
 HELD_ASIDE = ("coffee", "rocket")
 PAINTINGS = (ROOT / "src/napari_nst/samples/starry_night.jpg", SHARED / "style/the_scream.jpg")
 RECIPES = {
-    "relu1_1": {"steps": 800, "batch_size": 8, "image_size": 128, "learning_rate": 1e-3},
+    "relu1_1": {"steps": 4000, "batch_size": 8, "image_size": 128, "learning_rate": 1e-3},
     "relu2_1": {"steps": 1000, "batch_size": 8, "image_size": 128, "learning_rate": 1e-3},
     "relu3_1": {"steps": 1500, "batch_size": 8, "image_size": 128, "learning_rate": 1e-3},
     "relu4_1": {"steps": 4000, "batch_size": 8, "image_size": 128, "learning_rate": 1e-3},
