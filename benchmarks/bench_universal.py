@@ -2,7 +2,8 @@
 quality, and the README's picture.
 
     python benchmarks/bench_universal.py [--size 1024] [--repeats 3] [--tile PX]
-        [--out benchmarks/results] [--picture docs/gallery/universal_photo.jpg]
+        [--precision auto|fp32|bf16] [--out benchmarks/results]
+        [--picture docs/gallery/universal_photo.jpg]
 
 The Tübingen photo (``../shared/data``, held aside from the decoders' training) with
 *The Starry Night*, at ``--size`` px (longest side). Each method runs in a child
@@ -43,14 +44,16 @@ def cpu_flags() -> str:
     return " ".join(flags) or "no bf16 flags (AVX2 only)"
 
 
-def child(method: str, size: int, repeats: int, tile: int | None, out: Path) -> None:
+def child(
+    method: str, size: int, repeats: int, tile: int | None, precision: str, out: Path
+) -> None:
     import torch
 
     from napari_nst.core import prepare
     from napari_nst.core.api import run_to_end
 
     content, style = iio.imread(CONTENT), iio.imread(STYLE)
-    options = {"method": method, "size": size, "output_size": "working"}
+    options = {"method": method, "size": size, "output_size": "working", "precision": precision}
     if tile is not None:
         options["tile"] = tile
     times, result, run = [], None, None
@@ -78,13 +81,15 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tile", type=int, help="force this tile size (default: auto)")
     parser.add_argument("--methods", default="wct,adain")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="fp32 measures an AVX2-only CPU's path on any CPU")  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--picture", default=str(ROOT / "docs/gallery/universal_photo.jpg"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--image", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.size, args.repeats, args.tile, Path(args.image))
+        child(args.child, args.size, args.repeats, args.tile, args.precision, Path(args.image))
         return 0
 
     from napari_nst.core.images import resize, working_shape  # noqa: F401 (torch loaded)
@@ -99,11 +104,14 @@ def main() -> int:
     own = distances(content, content, style, size=512)
     report["content_image"] = own.to_dict()
     print(f"CPU: {flags}; content's own style distance {own.style:.3f}", flush=True)
+    suffix = f"_tile{args.tile}" if args.tile is not None else ""
+    suffix += f"_{args.precision}" if args.precision != "auto" else ""
     images = {}
     for method in args.methods.split(","):
-        image = out / f"universal_{method}_{args.size}.png"
+        image = out / f"universal_{method}_{args.size}{suffix}.png"
         command = [sys.executable, __file__, "--child", method, "--size", str(args.size),
-                   "--repeats", str(args.repeats), "--image", str(image)]  # fmt: skip
+                   "--repeats", str(args.repeats), "--precision", args.precision,
+                   "--image", str(image)]  # fmt: skip
         if args.tile is not None:
             command += ["--tile", str(args.tile)]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -122,10 +130,9 @@ def main() -> int:
               f"style distance {quality.style:.3f} ({measured['style_below_content_image']:.0%} "
               f"below the content image's), content distance {quality.content:.3f}  [{flags}]",
               flush=True)  # fmt: skip
-    suffix = f"_tile{args.tile}" if args.tile is not None else ""
     path = out / f"universal_{args.size}{suffix}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
-    if args.picture and len(images) == 2 and args.tile is None:
+    if args.picture and len(images) == 2 and args.tile is None and args.precision == "auto":
         _picture(content, style, images, Path(args.picture))
     print(f"wrote {path}")
     return 0

@@ -223,3 +223,16 @@ def test_an_untiled_fast_run_too_big_for_memory_is_refused(monkeypatch, model):
         iter_stylize(image, method="fast", checkpoint=model, tile=0, device="cpu")
     # On auto, tiles bound the memory and the same image is accepted.
     iter_stylize(image, method="fast", checkpoint=model, device="cpu").close()
+
+
+def test_an_inference_copy_is_cast_frozen_and_channels_last_and_the_original_untouched():
+    network = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Dropout(0.5)).train()
+    copy = devices.inference_copy(network, torch.device("cpu"), "bf16")
+    weight = copy[0].weight
+    assert weight.dtype == torch.bfloat16 and not weight.requires_grad and not copy.training
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert network.training and network[0].weight.dtype == torch.float32
+    assert network[0].weight.requires_grad
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.allclose(copy(x.bfloat16()).float(), network.eval()(x), atol=0.05)
+    assert devices.dtype_of("fp32") == torch.float32

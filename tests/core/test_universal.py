@@ -326,3 +326,22 @@ def test_cancel_from_another_thread_ends_with_the_finished_planes():
     run.cancel()
     rest = list(steps)
     assert len(rest) == 1 and rest[0].done and rest[0].cancelled and rest[0].plane == 1
+
+
+def test_bf16_runs_the_networks_in_bf16_close_to_fp32_and_leaves_the_loaded_ones_alone():
+    content, style = _photo(), _stripes()
+    images, runs = {}, {}
+    for precision in ("fp32", "bf16"):
+        runs[precision] = prepare(content, style, method="wct", device="cpu", precision=precision)
+        images[precision] = list(runs[precision].steps())[-1].image
+    assert runs["bf16"].precision == "bf16"
+    assert images["bf16"].dtype == np.float32
+    # bf16 keeps 8 bits of mantissa: after three levels of encoder, transform and
+    # decoder the result stays within a few grey levels of fp32 on average (measured
+    # 0.018, 99th percentile 0.12, on a CPU with AMX).
+    difference = np.abs(images["bf16"] - images["fp32"])
+    assert difference.mean() < 0.03 and np.percentile(difference, 99) < 0.2
+    # Each run computes with copies: the loaded (cached) networks stay fp32, frozen.
+    for pair in runs["bf16"].decoders.pairs.values():
+        for network in (pair.encoder, pair.decoder):
+            assert {p.dtype for p in network.parameters()} == {torch.float32}

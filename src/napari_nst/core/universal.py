@@ -28,7 +28,6 @@ transform (an affine map of the features, from statistics of the whole plane at 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import threading
 import time
@@ -369,11 +368,16 @@ class UniversalTransfer:
         )  # fmt: skip
 
     def _on_device(self, pair: Pair) -> Pair:
-        if self.device.type == "cpu":
-            return pair
-        encoder = copy.deepcopy(pair.encoder).to(self.device)  # the loaded ones stay cached
-        decoder = copy.deepcopy(pair.decoder).to(self.device)
+        """The pair as this run computes with it: on its device, in its precision's
+        dtype, channels-last (copies; the loaded ones stay cached as they are)."""
+        encoder = devices.inference_copy(pair.encoder, self.device, self.precision)
+        decoder = devices.inference_copy(pair.decoder, self.device, self.precision)
         return Pair(pair.level, encoder, decoder, pair.files)
+
+    def _on_network(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(self.device, devices.dtype_of(self.precision)).contiguous(
+            memory_format=torch.channels_last
+        )
 
     def _input(self, plane: Plane) -> torch.Tensor:
         """(1, 3, h, w) in [0, 1] at the working size: RGB, or the luma thrice."""
@@ -406,27 +410,21 @@ class UniversalTransfer:
         }
         moments: dict[str, list[Moments]] = {p.level: [] for p in pairs}
         for style in styles:
-            x = style.to(self.device).contiguous(memory_format=torch.channels_last)
-            with devices.autocast(self.device, self.precision):
-                for index, module in enumerate(deepest.encoder):
-                    x = module(x)
-                    if index in taps:
-                        moments[taps[index]].append(_flat_moments(x.float()))
+            x = self._on_network(style)
+            for index, module in enumerate(deepest.encoder):
+                x = module(x)
+                if index in taps:
+                    moments[taps[index]].append(_flat_moments(x.float()))
             for pair in pairs:
                 if len(moments[pair.level]) < len(moments[deepest.level]):
                     moments[pair.level].append(_flat_moments(self._encode(pair, style)))
         return moments
 
     def _encode(self, pair: Pair, image: torch.Tensor) -> torch.Tensor:
-        with devices.autocast(self.device, self.precision):
-            features = pair.encoder(
-                image.to(self.device).contiguous(memory_format=torch.channels_last)
-            )
-        return features.float()
+        return pair.encoder(self._on_network(image)).float()
 
     def _decode(self, pair: Pair, features: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-        with devices.autocast(self.device, self.precision):
-            image = pair.decoder(features.contiguous(memory_format=torch.channels_last))
+        image = pair.decoder(self._on_network(features))
         return image.float()[..., : shape[0], : shape[1]].clamp(0, 1).cpu().contiguous()
 
     def _plane_labels(self) -> torch.Tensor | None:
