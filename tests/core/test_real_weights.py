@@ -147,3 +147,20 @@ def test_gray_results_are_judged_on_brightness_at_the_contents_level(painting):
     strokes = np.clip(strokes * (scan / 255).std() + (scan / 255).mean(), 0, 1)
     carried = distances(strokes, scan, painting, size=64)
     assert carried.style < 0.1 * gray.style
+
+
+def test_a_12_bit_scan_in_uint16_is_judged_like_the_same_scan_in_uint8(painting):
+    from skimage import data
+
+    scan = data.camera()  # uint8; the same picture as a 12-bit scan stores it
+
+    def twelve_bit(image):
+        return (image.astype(np.int64) * 4095 // 255).astype(np.uint16)
+
+    result = np.clip(scan.astype(np.int16) + 40 * np.sign(np.sin(np.arange(512) / 3)), 0, 255)
+    result = result.astype(np.uint8)  # a stand-in result: the scan with stripes
+    shallow = distances(result, scan, painting, size=64)
+    wide = distances(twelve_bit(result), twelve_bit(scan), painting, size=64)
+    assert wide.content == pytest.approx(shallow.content, rel=0.02)
+    assert wide.style == pytest.approx(shallow.style, rel=0.02)
+    assert shallow.content > 0.01  # the stripes are seen, so the match means something

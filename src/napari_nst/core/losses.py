@@ -482,7 +482,7 @@ def distances(
     size: int | None = None,
     gray: bool | None = None,
 ) -> Distances:
-    """Content and style distances of ``result`` (uint8, or float in [0, 1]; gray or RGB)."""
+    """Content and style distances of ``result`` (integers, or float in [0, 1]; gray or RGB)."""
     if gray is None:
         gray = np.asarray(result).ndim == 2 or np.asarray(result).shape[-1] == 1
     if gray:
@@ -532,12 +532,18 @@ def _luminance(image: np.ndarray) -> np.ndarray:
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:
-    """(1, 3, H, W) float in [0, 1]; gray is replicated, alpha dropped."""
+    """(1, 3, H, W) float in [0, 1]; gray is replicated, alpha dropped. Integers wider
+    than 8 bits are read as the engine reads them: gray (a 12-bit scan in uint16) by its
+    own range, colour by the type's."""
     array = np.asarray(image)
     if array.dtype == np.uint8:
         array = array / 255.0
-    elif array.dtype.kind in "iu":
-        array = array / np.iinfo(array.dtype).max
+    elif array.dtype.kind in "iub":
+        gray = array.ndim == 2 or array.shape[-1] == 1
+        low, high = (float(array.min()), float(array.max())) if gray else (0.0, 1.0)
+        if not gray and array.dtype.kind != "b":
+            high = float(np.iinfo(array.dtype).max)
+        array = (array - low) / max(high - low, 1.0)
     array = np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0)
     if array.ndim == 2:
         array = array[..., None]
