@@ -215,6 +215,9 @@ def _run_stylize(
                 total=step.total, unit="it", desc="stylizing", disable=args.quiet,
                 bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
             )  # fmt: skip
+            # Counted from the run's start, not the first step's: a one-pass AdaIN's
+            # only step comes when the work is done.
+            bar.start_t -= step.elapsed
         where = {"plane": f"{step.plane + 1}/{step.planes}"} if step.planes > 1 else {}
         loss = {"loss": f"{step.losses['total']:.4g}"} if step.losses else {}
         left = {"left": duration(step.remaining)} if step.remaining is not None else {}
