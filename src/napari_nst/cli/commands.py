@@ -217,7 +217,8 @@ def _run_stylize(
             )  # fmt: skip
             # Counted from the run's start, not the first step's: a one-pass AdaIN's
             # only step comes when the work is done.
-            bar.start_t -= step.elapsed
+            if not bar.disable:
+                bar.start_t -= step.elapsed
         where = {"plane": f"{step.plane + 1}/{step.planes}"} if step.planes > 1 else {}
         loss = {"loss": f"{step.losses['total']:.4g}"} if step.losses else {}
         left = {"left": duration(step.remaining)} if step.remaining is not None else {}
