@@ -10,7 +10,9 @@ one another (nor from ``conftest``).
   (a ``stylize`` with a JSON log, read back), ``CLI_TINY`` / ``CLI_CPU`` (flags of a
   tiny run).
 - The engine: ``TINY`` / ``TINY_SEEDED`` / ``TINY_UNSIZED`` (options of a tiny run),
-  ``steered_run`` (a run steered and continued as a user would), ``smooth_painting``.
+  ``steered_run`` (a run steered and continued as a user would), ``smooth_painting``,
+  ``cpu_vendor`` (who made this CPU: results computed elsewhere match bit for bit only
+  on the same maker's).
 - Weights and models: ``vgg19_state_dict``, ``transformer_state``.
 - Batches: ``batch_photo``, ``batch_inputs``, ``read_image``, ``written_images``,
   ``sidecars``.
@@ -158,6 +160,17 @@ def smooth_painting() -> np.ndarray:
     noise = gaussian_filter(np.random.default_rng(7).random((40, 56, 3)), (1.5, 1.5, 0))
     noise = (noise - noise.min()) / (noise.max() - noise.min())
     return np.rint(noise * [0.9, 0.4, 0.2] * 255).astype(np.uint8)
+
+
+def cpu_vendor() -> str:
+    """``AuthenticAMD``, ``GenuineIntel``, …; ``unknown`` where /proc/cpuinfo is not."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 # --- weights and models ---------------------------------------------------------------

@@ -424,11 +424,15 @@ def targets_for(
     """The targets of one style: ``working`` pixels resized to ``shape``.
 
     ``identity`` names the loss network (weights source, file hash, seed, pooling).
+    The torch thread count is part of the key: on the CPU the Gram matrices' sums
+    depend on it, and targets computed under another count would make a run differ
+    from its replay in a fresh process (a record replays with its own count).
     """
     global _builds
     working = np.ascontiguousarray(working, dtype=np.float32)
     digest = hashlib.sha256(working.tobytes()).hexdigest()
-    key = (digest, working.shape, shape, identity, layers, str(device), precision)
+    threads = torch.get_num_threads() if device.type == "cpu" else None
+    key = (digest, working.shape, shape, identity, layers, str(device), precision, threads)
     with _LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)

@@ -2,8 +2,8 @@
 
 **The run record** is one dict for the output layer's metadata and the CLI's JSON log.
 Everything needed to understand (and later re-run) a result travels with it:
-parameters, device and precision, torch threads, VGG19 source and hash, per-step
-losses. A record is itself a recipe.
+parameters, device and precision, torch threads, the CPU, VGG19 source and hash,
+per-step losses. A record is itself a recipe.
 
 **A recipe** is a plain ``{"option": value}`` object or a whole run record (the output
 layer's ``metadata["napari_nst"]``, a ``--log-json`` file, a batch sidecar), whose
@@ -12,7 +12,11 @@ only ever parsed as JSON and validated like any other options: nothing in one is
 evaluated, imported or unpickled. Bit-for-bit reproduction needs more than the
 options: on the CPU the number of torch threads changes the sums inside convolutions
 and L-BFGS (a 64 px run differs in a few dozen pixels between 1 and 2 threads), so a
-record carries ``threads`` and a replay uses it unless told otherwise.
+record carries ``threads`` and a replay uses it unless told otherwise. It also names
+its ``cpu``: another maker's CPU takes other code paths in the maths libraries (MKL,
+oneDNN), so the same record replayed on an Intel Xeon and an AMD EPYC differs in the
+last bits (a 64 px test record: at most 2 grey levels, in 2 % of the pixels); a
+replay's note says so.
 
 **Steering.** A record's ``params`` only say how a run started. A user who changed the
 weights while watching, or pressed Continue, made a different image, and the record
@@ -57,6 +61,22 @@ def versions() -> dict[str, str]:
     return found
 
 
+def cpu_now() -> str:
+    """This CPU as results depend on it: its model and the vector instructions torch
+    uses (``"AMD EPYC 7B13 (AVX2)"``)."""
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} ({torch.backends.cpu.get_cpu_capability()})"
+
+
 def threads_now() -> int:
     """torch's intra-op threads, as a run started now will use them (process-wide).
 
@@ -74,6 +94,7 @@ class RunRecord:
         self.params = params
         self.sources = sources or {}
         self.threads = threads_now()
+        self.cpu = cpu_now()
         self.status = "running"
         self.iteration = 0
         self.losses: dict[str, float] = {}
@@ -127,6 +148,7 @@ class RunRecord:
             "history": self.history,
             "planes": self.planes,
             "threads": self.threads,
+            "cpu": self.cpu,
             **self.info,
             "sources": self.sources,
             "versions": self._versions,
@@ -355,7 +377,7 @@ def as_before_normalisation(params: dict[str, Any]) -> dict[str, Any]:
 
 def _ran_with(record: dict[str, Any]) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for key in ("device", "precision"):
+    for key in ("device", "precision", "cpu"):
         if isinstance(record.get(key), str):
             found[key] = record[key]
     for key, section in (("vgg", record.get("vgg", record.get("weights"))),
@@ -370,6 +392,8 @@ def differences(recipe: Recipe, record: dict[str, Any]) -> list[str]:
     notes = []
     now = _ran_with(record)
     for key, then in recipe.ran_with.items():
+        if key == "cpu" and now.get("device") != "cpu":
+            continue  # a GPU run's numbers do not depend on the host
         if key in now and now[key] != then:
             notes.append(f"{key.replace('_', ' ')} was {then}, now {now[key]}")
     if recipe.threads is not None and record.get("threads") not in (None, recipe.threads):
