@@ -37,10 +37,10 @@ import torch
 
 from . import devices
 from .files import cached_by_file
-from .images import Plane, Rendering, inspect, native_size, read_plane, resize, working_shape
+from .images import Plane, Rendering, inspect, read_plane, resize, working_shape
 from .networks import MARGIN, MIN_TILE, OVERLAP, STRIDE, TransformerNet, pad_to_stride
 from .options import Options
-from .step import STOP, Step
+from .step import STOP, LocalRun, Step
 from .vgg import UnsafeOrCorruptFile, file_sha256, read_state_dict
 
 STATS_SIDE = 1024
@@ -128,7 +128,7 @@ def _few(items: list[str], limit: int = 3) -> str:
     return ", ".join(items[:limit]) + more
 
 
-class FastTransfer:
+class FastTransfer(LocalRun):
     """A validated fast run; the checkpoint is read when the run starts."""
 
     # One network pass: nothing to steer or go on with (see step.Run).
@@ -166,28 +166,6 @@ class FastTransfer:
         self.last_iteration = 0
         self._stop = threading.Event()
         self._sha256: str | None = None
-
-    @property
-    def planes(self) -> int:
-        return len(self.layout.indices)
-
-    @property
-    def full_size(self) -> int:
-        """The working size at the content's own resolution (the finer pixel spacing)."""
-        return native_size(self.layout.plane_shape, self.options.spacing)
-
-    def continued(self, iterations: int, size: int | None = None) -> FastTransfer:
-        raise ValueError("a fast run is one network pass: there is nothing to continue")
-
-    def redecoded(self, alpha: float) -> np.ndarray:
-        raise ValueError("only wct and adain runs can be redecoded with another alpha")
-
-    def hold(self, paused: bool) -> None:
-        """Nothing to do: the run pauses while its stream is held (see step.Run)."""
-
-    def cancel(self) -> None:
-        """Ask the run to stop from any thread; seen before every tile and batch."""
-        self._stop.set()
 
     def info(self) -> dict[str, Any]:
         checkpoint = str(self.checkpoint)

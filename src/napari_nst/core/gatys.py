@@ -35,15 +35,15 @@ import numpy as np
 import torch
 
 from . import devices, images, losses
-from .images import Rendering, native_size, resize, working_shape
+from .images import Rendering, resize, working_shape
 from .losses import ContentLoss, StyleTransferLoss, blend, targets_for
 from .optim import LevelRun, LiveWeights, Pace, Position
 from .options import Options, style_images
-from .step import Step
+from .step import LocalRun, Step
 from .vgg import VGG19, VGGFeatures, check_covers, load_vgg19
 
 
-class StyleTransfer:
+class StyleTransfer(LocalRun):
     """A validated run: inputs inspected, device chosen, nothing heavy done yet.
 
     The content is kept by reference and read one plane at a time (never written),
@@ -111,18 +111,6 @@ class StyleTransfer:
     def style_shape(self) -> tuple[int, int]:
         """Working size of the (first) style image."""
         return self.style_shapes[0]
-
-    @property
-    def planes(self) -> int:
-        return len(self.layout.indices)
-
-    @property
-    def full_size(self) -> int:
-        """The working size at the content's own resolution (the finer pixel spacing)."""
-        return native_size(self.layout.plane_shape, self.options.spacing)
-
-    def hold(self, paused: bool) -> None:
-        """Nothing to do: the run pauses while its stream is held (see step.Run)."""
 
     def cancel(self) -> None:
         """Ask the run to stop from any thread; it ends within one loss evaluation.
@@ -252,9 +240,6 @@ class StyleTransfer:
         run._start_images = dict(self.final_images)
         run._first_iteration = self.last_iteration
         return run
-
-    def redecoded(self, alpha: float) -> np.ndarray:
-        raise ValueError("only wct and adain runs can be redecoded with another alpha")
 
     def _work(self) -> list[tuple[int, int]]:
         """(iterations, pixels) per level run, in run order: the first plane climbs the

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from .images import native_size
 
 if TYPE_CHECKING:
     import torch
@@ -112,3 +115,39 @@ class Run(Protocol):
         ...
 
     def info(self) -> dict[str, Any]: ...
+
+
+class LocalRun:
+    """What the runs computed in this process share (Gatys, fast, WCT and AdaIN): the
+    plane count, the native size, a stop flag for any thread, and the answers of a run
+    that cannot go on or redecode. Each sets ``layout``, ``options`` and ``_stop``."""
+
+    layout: Layout
+    options: Options
+    _stop: threading.Event
+    one_pass = "one network pass"
+    """What the method computes, for the message of a run that cannot be continued."""
+
+    @property
+    def planes(self) -> int:
+        return len(self.layout.indices)
+
+    @property
+    def full_size(self) -> int:
+        """The working size at the content's own resolution (the finer pixel spacing)."""
+        return native_size(self.layout.plane_shape, self.options.spacing)
+
+    def hold(self, paused: bool) -> None:
+        """Nothing to do: the run pauses while its stream is held (see :class:`Run`)."""
+
+    def cancel(self) -> None:
+        """Ask the run to stop from any thread; seen before every level, tile and batch."""
+        self._stop.set()
+
+    def continued(self, iterations: int, size: int | None = None) -> Run:
+        raise ValueError(
+            f"a {self.options.method} run is {self.one_pass}: there is nothing to continue"
+        )
+
+    def redecoded(self, alpha: float) -> np.ndarray:
+        raise ValueError("only wct and adain runs can be redecoded with another alpha")

@@ -40,11 +40,11 @@ import torch
 from torch import nn
 
 from . import devices, images
-from .images import Plane, Rendering, inspect, native_size, read_plane, resize, working_shape
+from .images import Plane, Rendering, inspect, read_plane, resize, working_shape
 from .losses import parse_label_styles
 from .networks import MIN_TILE, Decoders, Pair, load_decoders, run_levels
 from .options import Options, check_non_negative, style_images
-from .step import STOP, Step
+from .step import STOP, LocalRun, Step
 
 RANK_TOLERANCE = 1e-5
 """Eigenvalues below this fraction of the largest count as zero (Li et al. use 1e-5)."""
@@ -173,7 +173,7 @@ CONTENT = "content"
 BLEND = "blend"
 
 
-class UniversalTransfer:
+class UniversalTransfer(LocalRun):
     """A validated WCT or AdaIN run; decoders are read when the run starts."""
 
     # One pass per level: nothing to steer or go on with (see step.Run); a finished
@@ -181,6 +181,7 @@ class UniversalTransfer:
     pausable = True
     steerable = False
     continuable = False
+    one_pass = "one pass per level"
 
     def __init__(
         self, content: object, style: object, options: Options, labels: object = None
@@ -230,27 +231,6 @@ class UniversalTransfer:
         self._stop = threading.Event()
         self._last: tuple[_Level, Plane] | None = None
         self.redecoded_alpha: float | None = None
-
-    @property
-    def planes(self) -> int:
-        return len(self.layout.indices)
-
-    @property
-    def full_size(self) -> int:
-        """The working size at the content's own resolution (the finer pixel spacing)."""
-        return native_size(self.layout.plane_shape, self.options.spacing)
-
-    def continued(self, iterations: int, size: int | None = None) -> UniversalTransfer:
-        raise ValueError(
-            f"a {self.method} run is one pass per level: there is nothing to continue"
-        )
-
-    def hold(self, paused: bool) -> None:
-        """Nothing to do: the run pauses while its stream is held (see step.Run)."""
-
-    def cancel(self) -> None:
-        """Ask the run to stop from any thread; seen before every level and tile."""
-        self._stop.set()
 
     def info(self) -> dict[str, Any]:
         return {
