@@ -38,7 +38,15 @@ import torch
 from . import devices
 from .files import cached_by_file
 from .images import Plane, Rendering, inspect, read_plane, resize, working_shape
-from .networks import MARGIN, MIN_TILE, OVERLAP, STRIDE, TransformerNet, pad_to_stride
+from .networks import (
+    MARGIN,
+    MIN_TILE,
+    OVERLAP,
+    STRIDE,
+    TransformerNet,
+    pad_to_stride,
+    state_problems,
+)
 from .options import Options
 from .step import STOP, LocalRun, Step
 from .vgg import UnsafeOrCorruptFile, file_sha256, read_state_dict
@@ -100,32 +108,13 @@ def _matching_state(state: dict[str, Any], net: TransformerNet, path: Path) -> d
         for key, value in state.items()
         if not _LEGACY_KEY.search(key)  # InstanceNorm running stats of old torch versions
     }
-    expected = net.state_dict()
-    missing = [key for key in expected if key not in cleaned]
-    unexpected = [key for key in cleaned if key not in expected]
-    shapes = [
-        f"{key} {tuple(getattr(cleaned[key], 'shape', ()))} (expected {tuple(value.shape)})"
-        for key, value in expected.items()
-        if key in cleaned and getattr(cleaned[key], "shape", None) != value.shape
-    ]
-    if missing or unexpected or shapes:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing key(s) ({_few(missing)})")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected key(s) ({_few(unexpected)})")
-        if shapes:
-            problems.append(f"wrong shapes: {_few(shapes)}")
+    problems = state_problems(net, cleaned)
+    if problems:
         raise CheckpointError(
             f"{path} is not a fast-style TransformerNet checkpoint (pytorch/examples "
             f"fast_neural_style layout): {'; '.join(problems)}"
         )
     return {key: value.float() for key, value in cleaned.items()}
-
-
-def _few(items: list[str], limit: int = 3) -> str:
-    more = f", … {len(items) - limit} more" if len(items) > limit else ""
-    return ", ".join(items[:limit]) + more
 
 
 class FastTransfer(LocalRun):

@@ -423,33 +423,38 @@ def _checked(
     network: nn.Sequential, state: dict[str, torch.Tensor], path: Path, layout: str
 ) -> nn.Sequential:
     """``network`` with ``state``'s weights: every key present, none extra, shapes equal."""
-    expected = {key: tuple(value.shape) for key, value in network.state_dict().items()}
-    found = {key: tuple(value.shape) for key, value in state.items()}
-    missing = sorted(set(expected) - set(found), key=_key_order)
-    extra = sorted(set(found) - set(expected), key=_key_order)
-    wrong = [k for k in expected if k in found and found[k] != expected[k]]
-    if missing or extra or wrong:
-        problems = []
-        if missing:
-            problems.append(f"missing {_few(missing)}")
-        if extra:
-            problems.append(f"unexpected {_few(extra)}")
-        if wrong:
-            problems.append(
-                "; ".join(f"{k} is {found[k]}, expected {expected[k]}" for k in wrong[:3])
-            )
+    problems = state_problems(network, state)
+    if problems:
         raise DecoderError(f"{path.name} is not a {layout} file: {'; '.join(problems)}")
     network.load_state_dict({key: value.float() for key, value in state.items()})
     return network.eval().requires_grad_(False)
 
 
-def _key_order(key: str) -> tuple[int, str]:
-    head, _, tail = key.partition(".")
-    return (int(head) if head.isdigit() else -1, tail)
+def state_problems(network: nn.Module, state: dict[str, Any]) -> list[str]:
+    """What keeps ``state`` from loading into ``network`` key for key: the keys missing,
+    those it does not have, the shapes that differ (none: it loads). For the messages
+    of every network file read here (fast models, decoders)."""
+    expected = network.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    shapes = [
+        f"{key} {tuple(getattr(state[key], 'shape', ()))} (expected {tuple(value.shape)})"
+        for key, value in expected.items()
+        if key in state and tuple(getattr(state[key], "shape", ())) != tuple(value.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s) ({_few(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s) ({_few(unexpected)})")
+    if shapes:
+        problems.append(f"wrong shapes: {_few(shapes)}")
+    return problems
 
 
-def _few(keys: list[str]) -> str:
-    return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+def _few(items: list[str], limit: int = 3) -> str:
+    more = f", … {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def available_levels(spec: str | None) -> tuple[str, ...]:
