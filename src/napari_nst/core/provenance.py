@@ -28,6 +28,7 @@ iterations, makes the same image again (same device and threads).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -61,6 +62,7 @@ def versions() -> dict[str, str]:
     return found
 
 
+@functools.cache
 def cpu_now() -> str:
     """This CPU as results depend on it: its model and the vector instructions torch
     uses (``"AMD EPYC 7B13 (AVX2)"``)."""
