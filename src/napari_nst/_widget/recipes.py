@@ -52,7 +52,8 @@ class RecipesSection(Section):
         self.export_recipe = PushButton(name="export_recipe", text="Export recipe…")
         self.export_recipe.tooltip = (
             "Save the selected output layer's record as JSON: `napari-nst stylize CONTENT "
-            "STYLE --recipe FILE -o OUT` makes the same image on the same device."
+            "STYLE --recipe FILE -o OUT` makes the same image on the same device (for a "
+            "CPU: one of the same maker)."
         )
         self.restore_defaults = PushButton(name="restore_defaults", text="Restore defaults")
         self.restore_defaults.tooltip = (
